@@ -129,18 +129,18 @@ def _seconds(value: object) -> float | None:
 
 
 def _with_time_field(
-    topic: str, value: object, fields: dict[str, object], time_field: str, received_at: float
+    topic: str, record: dict[str, object], time_field: str, received_at: float
 ) -> Reading:
-    """The reading of a decoded record whose time is in ``fields[time_field]``."""
-    if time_field not in fields:
+    """The reading of a decoded record whose time is in ``record[time_field]``."""
+    if time_field not in record:
         error = f"time_field {time_field!r} is missing from the payload; {_TIME_EXPECTED}"
-        return Reading(topic, received_at, value, received_at, error)
-    stamp = fields[time_field]
+        return Reading(topic, received_at, record, received_at, error)
+    stamp = record[time_field]
     seconds = _seconds(stamp)
     if seconds is None:
         error = f"time_field {time_field!r} holds {_show(stamp)}, not a timestamp; {_TIME_EXPECTED}"
-        return Reading(topic, received_at, value, received_at, error)
-    return Reading(topic, seconds, value, received_at)
+        return Reading(topic, received_at, record, received_at, error)
+    return Reading(topic, seconds, record, received_at)
 
 
 # -- json ------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def _decode_json(decoder: Decoder, topic: str, payload: bytes, received_at: floa
             f"time_field {time_field!r} cannot be read: the payload is a JSON {kind}, not an object"
         )
         return Reading(topic, received_at, value, received_at, error)
-    return _with_time_field(topic, value, value, time_field, received_at)
+    return _with_time_field(topic, value, time_field, received_at)
 
 
 # -- number, text, bytes ---------------------------------------------------------------------
@@ -327,7 +327,7 @@ def _decode_csv(decoder: Decoder, topic: str, payload: bytes, received_at: float
     time_field = decoder.time_field
     if time_field is None:
         return Reading(topic, received_at, record, received_at)
-    return _with_time_field(topic, record, record, time_field, received_at)
+    return _with_time_field(topic, record, time_field, received_at)
 
 
 # -- influx line protocol --------------------------------------------------------------------
