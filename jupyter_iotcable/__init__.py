@@ -1,15 +1,59 @@
 """jupyter-iotcable: live IoT telemetry (MQTT) in Jupyter over ActionCable channels.
 
-Importing this package is cheap: the client, pandas and ipywidgets load on first use.
+Importing this package is cheap: the client, pandas and ipywidgets load on first use
+(``jupyter_iotcable.connect`` imports the client when it is first looked up).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from .client import (
+        AuthenticationFailed,
+        Cable,
+        CableClosed,
+        ConnectionFailed,
+        IoTCableError,
+        IoTCableTimeout,
+        PublishRefused,
+        PublishResult,
+        ServerNotFound,
+        Subscription,
+        SubscriptionRejected,
+        connect,
+        connect_async,
+    )
+
+__all__ = [
+    "AuthenticationFailed",
+    "Cable",
+    "CableClosed",
+    "ConnectionFailed",
+    "IoTCableError",
+    "IoTCableTimeout",
+    "PublishRefused",
+    "PublishResult",
+    "ServerNotFound",
+    "Subscription",
+    "SubscriptionRejected",
+    "__version__",
+    "connect",
+    "connect_async",
+]
+_CLIENT_EXPORTS = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the client (and tornado with it) loads only when someone asks for it.
+    if name in _CLIENT_EXPORTS:
+        value = getattr(importlib.import_module(".client", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

@@ -1,0 +1,61 @@
+"""The client's exceptions: one base class, and one subclass per thing a user can fix.
+
+Every message says what went wrong and what to do about it, because the person reading
+it is usually in a notebook, far from the server's logs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cable import PublishResult
+
+
+class IoTCableError(Exception):
+    """Base class of every error the iotcable client raises."""
+
+
+class ServerNotFound(IoTCableError):
+    """``connect()`` without a URL found no server (the message lists where it looked)."""
+
+
+class ConnectionFailed(IoTCableError):
+    """The server could not be reached, or it has no iotcable endpoint at that URL."""
+
+
+class AuthenticationFailed(ConnectionFailed):
+    """The server refused the token (HTTP 401/403, or a ``disconnect unauthorized``)."""
+
+
+class CableClosed(IoTCableError):
+    """The cable is closed (by ``close()``, or for good by the server), so it cannot do that."""
+
+
+class IoTCableTimeout(IoTCableError, TimeoutError):
+    """The server did not answer within the timeout."""
+
+
+class SubscriptionRejected(IoTCableError):
+    """The server rejected a subscription; ``reason`` is the server's explanation."""
+
+    def __init__(self, channel: str, topic: str | None, reason: str) -> None:
+        self.channel = channel
+        self.topic = topic
+        self.reason = reason
+        where = f"channel {channel!r}" + (f" with topic {topic!r}" if topic else "")
+        super().__init__(
+            f"subscription to {where} was rejected: {reason}. "
+            "cable.channels() lists the channels you may read or write and their topics."
+        )
+
+
+class PublishRefused(IoTCableError):
+    """The server refused a publish; ``result`` holds the topic and the server's reason."""
+
+    def __init__(self, channel: str, result: PublishResult) -> None:
+        self.channel = channel
+        self.result = result
+        super().__init__(
+            f"publish to {result.topic!r} on channel {channel!r} was refused: {result.reason}"
+        )
