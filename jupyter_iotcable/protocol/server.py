@@ -399,7 +399,7 @@ class ServerConnection:
             return False
         self._require_welcomed("confirm_subscription")
         pending = self._take_pending("confirm_subscription", identifier)
-        if meta and self.subprotocol.batched:
+        if meta:
             self._meta[identifier] = meta
         for problem in pending.waiters:
             self._send_confirm(identifier)
@@ -562,7 +562,7 @@ class ServerConnection:
             "identifier": identifier,
         }
         meta = self._meta.get(identifier)
-        if meta:
+        if meta and self.subprotocol.batched:  # meta is an iotcable addition
             frame["meta"] = dict(meta)
         self._send(frame)
 
