@@ -1,0 +1,685 @@
+"""MqttBridge and BrokerSettings against a real mosquitto (the ``mosquitto`` fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
+
+import paho.mqtt.client as paho
+import psutil
+import pytest
+from aiomqtt import MqttCodeError, MqttError
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from jupyter_iotcable.bridge import (
+    BridgeError,
+    BrokerConfigError,
+    BrokerSettings,
+    BrokerState,
+    MqttBridge,
+    MqttMessage,
+    parse_broker_url,
+    redact,
+)
+from jupyter_iotcable.bridge.mqtt import describe_error
+from jupyter_iotcable.topics import TopicError
+from tests.brokers import free_port
+
+if TYPE_CHECKING:
+    from tests.brokers import Mosquitto
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.02)
+
+
+class Inbox:
+    """Collects what a bridge delivers."""
+
+    def __init__(self) -> None:
+        self.messages: list[MqttMessage] = []
+
+    def __call__(self, message: MqttMessage) -> None:
+        self.messages.append(message)
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [m.payload for m in self.messages]
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[MqttMessage]:
+        await eventually(lambda: len(self.messages) >= count, timeout, f"{count} messages")
+        return self.messages
+
+
+@contextlib.asynccontextmanager
+async def running(bridge: MqttBridge) -> AsyncIterator[MqttBridge]:
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.stop()
+
+
+@contextlib.contextmanager
+def paho_subscriber(port: int, topic: str) -> Iterator[queue.Queue[paho.MQTTMessage]]:
+    """An independent subscriber, as a dashboard or a device would be."""
+    got: queue.Queue[paho.MQTTMessage] = queue.Queue()
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: got.put(msg)
+    client.on_subscribe = lambda *_args: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    try:
+        assert subscribed.wait(5), "paho subscriber did not get its SUBACK"
+        yield got
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def publish_many(port: int, topic: str, payloads: list[bytes]) -> None:
+    """Publish with QoS 1 over one connection, in order, and wait for every PUBACK."""
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def settings_for(broker: Mosquitto, **overrides: object) -> BrokerSettings:
+    values: dict[str, object] = {"url": broker.url, "client_id": f"test-{broker.port}"}
+    if broker.username is not None:
+        values.update(username=broker.username, password=broker.password)
+    values.update(overrides)
+    return BrokerSettings(**values)  # type: ignore[arg-type]
+
+
+# -- URLs and settings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://broker.plant", ("broker.plant", 1883, False)),
+        ("mqtts://broker.plant", ("broker.plant", 8883, True)),
+        ("mqtt://127.0.0.1:18830", ("127.0.0.1", 18830, False)),
+        ("mqtts://broker.plant:443/", ("broker.plant", 443, True)),
+        ("MQTT://Broker.Plant:1", ("broker.plant", 1, False)),
+        ("mqtt://[::1]:1884", ("::1", 1884, False)),
+    ],
+)
+def test_parse_broker_url_accepts(url: str, expected: tuple[str, int, bool]) -> None:
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "the broker URL is empty; expected mqtt://host:port or mqtts://host:port"),
+        (
+            "broker.plant:1883",
+            "the broker URL 'broker.plant:1883' has no scheme; expected "
+            "mqtt://broker.plant:1883 or mqtts://broker.plant:1883",
+        ),
+        (
+            "http://broker.plant",
+            "the broker URL 'http://broker.plant' has the scheme 'http'; "
+            "expected mqtt:// (plain TCP) or mqtts:// (TLS)",
+        ),
+        ("mqtt://:1883", "the broker URL 'mqtt://:1883' has no host"),
+        (
+            "mqtt://broker:abc",
+            "the broker URL 'mqtt://broker:abc' has an invalid port (Port could not be cast "
+            "to integer value as 'abc'); expected a number 1-65535",
+        ),
+        (
+            "mqtt://broker:70000",
+            "the broker URL 'mqtt://broker:70000' has an invalid port (Port out of range "
+            "0-65535); expected a number 1-65535",
+        ),
+        (
+            "mqtt://broker:0",
+            "the broker URL 'mqtt://broker:0' has the port 0; expected a number 1-65535",
+        ),
+        ("mqtt://[::1", "the broker URL 'mqtt://[::1' is malformed (Invalid IPv6 URL)"),
+        (
+            "mqtt://broker/plant/#",
+            "the broker URL 'mqtt://broker/plant/#' has a path, query or fragment; "
+            "expected only mqtt://host:port or mqtts://host:port",
+        ),
+        (
+            "mqtt://broker?tls=1",
+            "the broker URL 'mqtt://broker?tls=1' has a path, query or fragment; "
+            "expected only mqtt://host:port or mqtts://host:port",
+        ),
+        (" mqtt://broker", "the broker URL ' mqtt://broker' contains whitespace"),
+        (
+            "mqtt://bridge:hunter2@broker:1883",
+            "the broker URL 'mqtt://***@broker:1883' contains credentials; "
+            "set the broker username and password separately, not in the URL",
+        ),
+    ],
+)
+def test_parse_broker_url_rejects_with_a_clear_message(url: str, message: str) -> None:
+    with pytest.raises(BrokerConfigError) as info:
+        parse_broker_url(url)
+    assert str(info.value) == message
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"url": "tcp://x"},
+            "the broker URL 'tcp://x' has the scheme 'tcp'; "
+            "expected mqtt:// (plain TCP) or mqtts:// (TLS)",
+        ),
+        ({"password": "pw"}, "a broker password was given without a username"),
+        ({"username": ""}, "the broker username is empty; leave it unset instead"),
+        (
+            {"client_id": ""},
+            "the MQTT client id must be a non-empty string of at most 65,535 bytes",
+        ),
+        ({"keepalive": 0}, "keepalive must be between 5 and 65535 seconds, not 0"),
+        ({"session_expiry": -1}, "session_expiry must be between 0 and 4294967295 seconds, not -1"),
+        ({"protocol": "4"}, "protocol must be one of auto, 5, 3.1.1, not '4'"),
+        ({"timeout": 0.0}, "timeout must be a positive number of seconds, not 0.0"),
+        (
+            {"ca_certs": "/etc/ca.pem", "tls_insecure": True},
+            "ca_certs, tls_insecure only apply to TLS connections; "
+            "use an mqtts:// URL instead of 'mqtt://broker'",
+        ),
+        ({"url": "mqtts://broker", "keyfile": "k.pem"}, "keyfile was given without certfile"),
+    ],
+)
+def test_broker_settings_reject_with_a_clear_message(
+    overrides: dict[str, object], message: str
+) -> None:
+    values: dict[str, object] = {"url": "mqtt://broker"}
+    values.update(overrides)
+    with pytest.raises(BrokerConfigError) as info:
+        BrokerSettings(**values)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_broker_settings_never_show_the_password() -> None:
+    settings = BrokerSettings("mqtts://[::1]:8884", username="bridge", password="pa55-w0rd")
+    assert "pa55-w0rd" not in repr(settings)
+    assert "pa55-w0rd" not in str(settings)
+    assert settings.address == "[::1]:8884"
+    assert settings.redact("login pa55-w0rd failed") == "login *** failed"
+
+
+def test_redact() -> None:
+    assert redact("a secret and a secret", "secret") == "a *** and a ***"
+    assert redact("nothing to hide", None, "") == "nothing to hide"
+    assert redact("abc abcdef", "abc", "abcdef") == "*** ***"
+    # A secret with a backslash shows escaped in repr()-style messages.
+    secret = 'back\\slash"quote'
+    assert redact(f"login {secret!r} refused", secret) == "login '***' refused"
+
+
+def test_bridge_rejects_bad_filters_at_construction() -> None:
+    settings = BrokerSettings("mqtt://127.0.0.1:1")
+    with pytest.raises(TopicError):
+        MqttBridge(settings, ["plant/#/env"], Inbox())
+    with pytest.raises(TypeError, match="not one string"):
+        MqttBridge(settings, "plant/#", Inbox())
+
+
+# -- receiving -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_receives_from_an_independent_publisher(mosquitto: Mosquitto) -> None:
+    inbox = Inbox()
+    bridge = MqttBridge(settings_for(mosquitto), ["plant/+/+/env"], inbox, clock=lambda: 1234.5)
+    async with running(bridge):
+        assert await bridge.wait_connected(10)
+        await asyncio.to_thread(mosquitto.publish, "plant/lyon/pump1/env", b'{"t": 21.5}')
+        (message,) = await inbox.wait_for(1)
+    assert message == MqttMessage(
+        topic="plant/lyon/pump1/env",
+        payload=b'{"t": 21.5}',
+        received_at=1234.5,
+        qos=1,
+        retain=False,
+    )
+    status = bridge.status()
+    assert status["messages_in"] == 1
+    assert status["state"] == "stopped"
+
+
+@pytest.mark.asyncio
+async def test_retained_message_is_flagged(mosquitto: Mosquitto) -> None:
+    await asyncio.to_thread(mosquitto.publish, "plant/lyon/fan2/env", b"last", 1, True)
+    inbox = Inbox()
+    async with running(MqttBridge(settings_for(mosquitto), ["plant/#"], inbox)):
+        (message,) = await inbox.wait_for(1)
+    assert (message.topic, message.payload, message.retain) == (
+        "plant/lyon/fan2/env",
+        b"last",
+        True,
+    )
+
+
+@pytest.mark.asyncio
+async def test_several_filters_with_wildcards(mosquitto: Mosquitto) -> None:
+    inbox = Inbox()
+    filters = ["a/+/c", "b/#", "exact/topic", "b/#"]  # the duplicate is subscribed once
+    bridge = MqttBridge(settings_for(mosquitto), filters, inbox)
+    assert bridge.filters == ("a/+/c", "b/#", "exact/topic")
+    async with running(bridge):
+        assert await bridge.wait_connected(10)
+        for topic in ["a/x/c", "a/x/d", "other/topic", "b", "b/y/z", "exact/topic", "exact"]:
+            await asyncio.to_thread(mosquitto.publish, topic, topic.encode())
+        await asyncio.to_thread(mosquitto.publish, "b/sentinel", b"end")
+        await eventually(lambda: b"end" in inbox.payloads, what="the sentinel")
+    assert [m.topic for m in inbox.messages] == ["a/x/c", "b", "b/y/z", "exact/topic", "b/sentinel"]
+
+
+@pytest.mark.asyncio
+async def test_order_is_preserved_for_a_thousand_messages(mosquitto: Mosquitto) -> None:
+    inbox = Inbox()
+    async with running(MqttBridge(settings_for(mosquitto), ["seq/#"], inbox)) as bridge:
+        assert await bridge.wait_connected(10)
+        sent = [str(i).encode() for i in range(1000)]
+        await asyncio.to_thread(publish_many, mosquitto.port, "seq/one", sent)
+        await inbox.wait_for(1000)
+    assert inbox.payloads == sent
+    stamps = [m.received_at for m in inbox.messages]
+    assert stamps == sorted(stamps)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_on_message_does_not_stop_delivery(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    delivered: list[bytes] = []
+
+    def on_message(message: MqttMessage) -> None:
+        if message.payload == b"boom":
+            raise ValueError("hub bug")
+        delivered.append(message.payload)
+
+    async with running(MqttBridge(settings_for(mosquitto), ["x/#"], on_message)) as bridge:
+        assert await bridge.wait_connected(10)
+        await asyncio.to_thread(publish_many, mosquitto.port, "x/y", [b"1", b"boom", b"2"])
+        await eventually(lambda: delivered == [b"1", b"2"], what="the messages around the failure")
+        assert bridge.status()["handler_errors"] == 1
+        assert bridge.state is BrokerState.CONNECTED
+    assert any("on_message failed" in r.getMessage() for r in caplog.records)
+
+
+# -- publishing ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_publish_reaches_another_client(mosquitto: Mosquitto) -> None:
+    with paho_subscriber(mosquitto.port, "plant/+/+/cmd") as got:
+        async with running(MqttBridge(settings_for(mosquitto), [], Inbox())) as bridge:
+            assert await bridge.wait_connected(10)
+            await bridge.publish("plant/lyon/pump1/cmd", b'{"setpoint": 25}')
+            message = await asyncio.to_thread(got.get, timeout=5)
+            assert bridge.status()["messages_out"] == 1
+    assert (message.topic, message.payload, message.qos) == (
+        "plant/lyon/pump1/cmd",
+        b'{"setpoint": 25}',
+        1,
+    )
+
+
+@pytest.mark.asyncio
+async def test_publish_while_disconnected_says_it_was_not_sent() -> None:
+    port = free_port()  # nothing listens there
+    bridge = MqttBridge(BrokerSettings(f"mqtt://127.0.0.1:{port}"), [], Inbox())
+    with pytest.raises(BridgeError) as before_start:
+        await bridge.publish("plant/lyon/pump1/cmd", b"{}")
+    assert str(before_start.value) == (
+        f"the MQTT broker 127.0.0.1:{port} is unreachable (bridge stopped); "
+        "the publish to 'plant/lyon/pump1/cmd' was not sent"
+    )
+    async with running(bridge):
+        await eventually(lambda: bridge.state is BrokerState.RECONNECTING)
+        with pytest.raises(BridgeError) as info:
+            await bridge.publish("plant/lyon/pump1/cmd", b"{}")
+        assert bridge.status()["last_error"] == (
+            f"cannot connect to 127.0.0.1:{port} ([Errno 111] Connection refused)"
+        )
+    assert str(info.value) == (
+        f"the MQTT broker 127.0.0.1:{port} is unreachable (bridge reconnecting); "
+        "the publish to 'plant/lyon/pump1/cmd' was not sent"
+    )
+
+
+@pytest.mark.asyncio
+async def test_publish_of_an_invalid_topic_is_refused(mosquitto: Mosquitto) -> None:
+    async with running(MqttBridge(settings_for(mosquitto), [], Inbox())) as bridge:
+        assert await bridge.wait_connected(10)
+        with pytest.raises(BridgeError) as info:
+            await bridge.publish("plant/+/cmd", b"{}")
+    assert str(info.value) == (
+        "the publish to 'plant/+/cmd' is invalid (Publish topic cannot contain wildcards.); "
+        "not sent"
+    )
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_credentials_work_and_never_leak(
+    secured_mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = secured_mosquitto.password
+    assert good is not None
+    wrong = good + "-wrong"
+    inbox = Inbox()
+    states: list[tuple[BrokerState, str]] = []
+
+    def on_state(state: BrokerState, reason: str) -> None:
+        states.append((state, reason))
+
+    async with running(
+        MqttBridge(settings_for(secured_mosquitto), ["s/#"], inbox, on_state)
+    ) as bridge:
+        assert await bridge.wait_connected(10)
+        await asyncio.to_thread(secured_mosquitto.publish, "s/1", b"ok")
+        await inbox.wait_for(1)
+
+    rejected = MqttBridge(
+        settings_for(secured_mosquitto, password=wrong, client_id="wrong-password"),
+        ["s/#"],
+        Inbox(),
+        on_state,
+        backoff_base=0.05,
+        backoff_cap=0.2,
+    )
+    async with running(rejected):
+        await eventually(
+            lambda: (
+                rejected.status()["connects"] == 0 and rejected.state is BrokerState.RECONNECTING
+            )
+        )
+        await asyncio.sleep(0.5)  # several attempts
+        status = rejected.status()
+        assert rejected.state is BrokerState.RECONNECTING
+        with pytest.raises(BridgeError) as info:
+            await rejected.publish("s/2", b"x")
+    # mosquitto answers a wrong password with "not authorized" (0x87).
+    assert status["last_error"] == (
+        f"authentication failed: 127.0.0.1:{secured_mosquitto.port} refused to let this "
+        "client connect ([code:135] Not authorized); check the username, password and the "
+        "broker's ACL"
+    )
+    assert not await rejected.wait_connected(0.01)
+
+    texts = [r.getMessage() for r in caplog.records]
+    texts += [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    texts += [json.dumps(status), json.dumps(bridge.status()), str(info.value)]
+    texts += [reason for _state, reason in states]
+    texts += [repr(rejected.settings), repr(bridge.settings)]
+    for text in texts:
+        assert good not in text
+        assert wrong not in text
+    assert any("authentication failed" in t for t in texts)
+
+
+# -- surviving the broker --------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_reconnects_by_itself_and_resubscribes(mosquitto: Mosquitto) -> None:
+    inbox = Inbox()
+    states: list[BrokerState] = []
+    bridge = MqttBridge(
+        settings_for(mosquitto),
+        ["plant/#"],
+        inbox,
+        lambda state, _reason: states.append(state),
+        backoff_base=0.1,
+        backoff_cap=0.5,
+    )
+    async with running(bridge):
+        assert await bridge.wait_connected(10)
+        mosquitto.kill()
+        await eventually(lambda: bridge.state is BrokerState.RECONNECTING)
+        assert bridge.status()["last_error"] == f"lost the connection to 127.0.0.1:{mosquitto.port}"
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(mosquitto.start)
+        assert await bridge.wait_connected(10)
+        await asyncio.to_thread(mosquitto.publish, "plant/porto/fan1/env", b"back")
+        await inbox.wait_for(1)
+        status = bridge.status()
+    assert inbox.payloads == [b"back"]
+    assert states == [
+        BrokerState.CONNECTING,
+        BrokerState.CONNECTED,
+        BrokerState.RECONNECTING,
+        BrokerState.CONNECTED,
+        BrokerState.STOPPED,
+    ]
+    assert (status["connects"], status["disconnects"]) == (2, 1)
+    assert status["last_error"] is None
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.asyncio
+async def test_persistent_session_keeps_messages_published_while_stopped(
+    mosquitto: Mosquitto, protocol: str
+) -> None:
+    settings = settings_for(mosquitto, client_id=f"persistent-{protocol}", protocol=protocol)
+    first = Inbox()
+    async with running(MqttBridge(settings, ["plant/#"], first)) as bridge:
+        assert await bridge.wait_connected(10)
+    sent = [f"away-{i}".encode() for i in range(50)]
+    await asyncio.to_thread(publish_many, mosquitto.port, "plant/lyon/pump1/env", sent)
+    second = Inbox()
+    async with running(MqttBridge(settings, ["plant/#"], second)) as bridge:
+        await second.wait_for(50)
+        assert bridge.status()["protocol"] == protocol
+    assert first.payloads == []
+    assert second.payloads == sent
+
+
+@pytest.mark.asyncio
+async def test_session_expiry_zero_means_a_clean_session(mosquitto: Mosquitto) -> None:
+    settings = settings_for(mosquitto, client_id="clean", session_expiry=0)
+    async with running(MqttBridge(settings, ["plant/#"], Inbox())) as bridge:
+        assert await bridge.wait_connected(10)
+    await asyncio.to_thread(publish_many, mosquitto.port, "plant/lyon/pump1/env", [b"lost"])
+    inbox = Inbox()
+    async with running(MqttBridge(settings, ["plant/#"], inbox)) as bridge:
+        assert await bridge.wait_connected(10)
+        await asyncio.to_thread(mosquitto.publish, "plant/lyon/pump1/env", b"live")
+        await inbox.wait_for(1)
+    assert inbox.payloads == [b"live"]
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (
+            MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=0x86)),
+            "authentication failed: broker:1883 rejected the username or password "
+            "([code:134] Bad user name or password)",
+        ),
+        (
+            MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=0x87)),
+            "authentication failed: broker:1883 refused to let this client connect "
+            "([code:135] Not authorized); check the username, password and the broker's ACL",
+        ),
+        (
+            MqttConnectError(ReasonCode(PacketTypes.CONNACK, identifier=0x88)),
+            "broker:1883 refused the connection ([code:136] Server unavailable)",
+        ),
+        (
+            # EMQX and HiveMQ say so when another client takes our client id over
+            # (mosquitto 2.0 just closes the socket).
+            MqttCodeError(ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E), "x"),
+            "broker:1883 closed the connection because another client connected with the "
+            "same client id; give each server its own client_id",
+        ),
+        (
+            MqttCodeError(ReasonCode(PacketTypes.DISCONNECT, identifier=0x98), "x"),
+            "lost the connection to broker:1883 ([code:152] Administrative action)",
+        ),
+        (MqttError("Operation timed out"), "broker:1883 did not answer within the timeout"),
+        (
+            MqttError("[Errno -2] Name or service not known"),
+            "cannot connect to broker:1883 ([Errno -2] Name or service not known)",
+        ),
+    ],
+)
+def test_connection_errors_are_explained(error: Exception, text: str) -> None:
+    assert describe_error(error, "broker:1883") == text
+
+
+@pytest.mark.asyncio
+async def test_broker_that_never_answers(caplog: pytest.LogCaptureFixture) -> None:
+    """A listener that accepts and stays silent: MQTT 5 times out, 3.1.1 is tried, and the
+    abandoned sockets are closed instead of piling up."""
+    caplog.set_level(logging.INFO)
+    accepted: list[socket.socket] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    settings = BrokerSettings(f"mqtt://127.0.0.1:{port}", timeout=0.3)
+    bridge = MqttBridge(settings, ["x/#"], Inbox(), backoff_base=0.05, backoff_cap=0.1)
+    try:
+        async with running(bridge):
+            await eventually(lambda: len(accepted) >= 6, what="six connection attempts")
+            status = bridge.status()
+            ours = [
+                c
+                for c in psutil.Process().net_connections("tcp")
+                if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+            ]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        server.close()
+    assert status["state"] == "reconnecting"
+    assert status["last_error"] == f"127.0.0.1:{port} did not answer within the timeout"
+    assert len(ours) <= 2, f"abandoned connections stay open: {ours}"
+    assert any("did not accept MQTT 5" in r.getMessage() for r in caplog.records)
+
+
+# -- back-pressure ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_slow_on_message_is_reported_and_nothing_is_lost(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jupyter_iotcable.bridge")
+    delivered: list[bytes] = []
+
+    def slow(message: MqttMessage) -> None:
+        time.sleep(0.002)  # the hub stuck on something: blocks the event loop, as it would
+        delivered.append(message.payload)
+
+    bridge = MqttBridge(
+        settings_for(mosquitto), ["load/#"], slow, max_backlog=100, load_window=0.25
+    )
+    seen_overloaded = False
+
+    async def watch() -> None:
+        nonlocal seen_overloaded
+        while True:
+            seen_overloaded |= bool(bridge.status()["overloaded"])
+            await asyncio.sleep(0.01)
+
+    sent = [str(i).encode() for i in range(600)]
+    async with running(bridge):
+        assert await bridge.wait_connected(10)
+        watcher = asyncio.create_task(watch())
+        await asyncio.to_thread(publish_many, mosquitto.port, "load/x", sent)
+        await eventually(lambda: len(delivered) == len(sent), what="every message")
+        await eventually(lambda: not bridge.status()["overloaded"], what="the bridge to catch up")
+        watcher.cancel()
+        status = bridge.status()
+    assert seen_overloaded
+    assert delivered == sent
+    assert 1 <= int(status["backlog_max_seen"]) <= 100  # type: ignore[call-overload]
+    assert status["dropped"] == 0
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "faster than they are handled" in r.getMessage()
+    ]
+    assert len(warnings) == 1, warnings
+    assert any("caught up" in r.getMessage() for r in caplog.records)
+
+
+def test_status_is_json_safe_and_complete() -> None:
+    bridge = MqttBridge(
+        BrokerSettings("mqtt://127.0.0.1:1", username="u", password="hidden-pw"),
+        ["a/#"],
+        Inbox(),
+        clock=lambda: 42.0,
+    )
+    status = bridge.status()
+    assert json.loads(json.dumps(status)) == status
+    assert status == {
+        "state": "stopped",
+        "broker": "127.0.0.1:1",
+        "tls": False,
+        "protocol": None,
+        "client_id": "jupyter-iotcable",
+        "filters": ["a/#"],
+        "connected_since": None,
+        "last_change": 42.0,
+        "connects": 0,
+        "disconnects": 0,
+        "last_error": None,
+        "messages_in": 0,
+        "messages_out": 0,
+        "handler_errors": 0,
+        "backlog": 0,
+        "backlog_max_seen": 0,
+        "max_backlog": 10000,
+        "dropped": 0,
+        "load": 0.0,
+        "overloaded": False,
+    }
