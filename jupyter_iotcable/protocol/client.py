@@ -627,13 +627,19 @@ def _malformed(message: str) -> RemoteProtocolError:
 
 def _what(frame: Mapping[str, object]) -> str:
     kind = frame.get("type")
-    return f"{kind} frame" if isinstance(kind, str) else "frame"
+    if isinstance(kind, str):
+        return f"{kind} frame"
+    if "batch" in frame:
+        return "batch frame"
+    if "offset" in frame or "stream_id" in frame:
+        return "data frame"
+    return "frame"
 
 
 def _str(frame: Mapping[str, object], key: str) -> str:
     value = frame.get(key)
     if not isinstance(value, str):
-        raise _malformed(f'{_what(frame)} needs a "{key}" string, got {describe(value)}')
+        raise _malformed(f'{_what(frame)} "{key}" must be a string, got {describe(value)}')
     return value
 
 
@@ -675,15 +681,15 @@ def _data_row(frame: Mapping[str, object]) -> Row:
     time = message.get("time")
     if not _is_number(time):
         raise _malformed(f'data frame "message.time" must be unix seconds, got {describe(time)}')
+    topic = message.get("topic")
+    if not isinstance(topic, str):
+        raise _malformed(f'data frame "message.topic" must be a string, got {describe(topic)}')
     if "payload" not in message:
         raise _malformed('data frame "message" needs a "payload"')
-    return (
-        offset,
-        float(time),
-        _str(message, "topic"),
-        message["payload"],
-        _opt_str(message, "error"),
-    )
+    error = message.get("error")
+    if error is not None and not isinstance(error, str):
+        raise _malformed(f'data frame "message.error" must be a string, got {describe(error)}')
+    return (offset, float(time), topic, message["payload"], error)
 
 
 def _batch_rows(batch: object) -> tuple[Row, ...]:

@@ -13,6 +13,7 @@ raised, and nothing is sent after ``disconnect``. The application owns the decis
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -40,7 +41,7 @@ from .messages import (
 from .rows import EncodedRows
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from .codec import Codec
     from .identifiers import ChannelRef
@@ -97,6 +98,16 @@ class HistoryRequested:
 ServerEvent = SubscribeRequested | UnsubscribeRequested | PerformRequested | HistoryRequested
 
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _parse_restored(identifiers: Sequence[str]) -> dict[str, ChannelRef]:
+    refs: dict[str, ChannelRef] = {}
+    for identifier in identifiers:
+        try:
+            refs[identifier] = parse_identifier(identifier)
+        except RemoteProtocolError as exc:
+            raise LocalProtocolError(f"restored identifier is invalid: {exc.message}") from None
+    return refs
 
 
 @dataclass
@@ -306,38 +317,36 @@ class ServerConnection:
 
     def welcome(
         self,
-        restored_ids: Sequence[str] = (),
+        restored: Mapping[str, ChannelRef] | Sequence[str] = (),
         *,
         meta: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         """Send the welcome; it must be the first frame.
 
-        ``restored_ids`` (extended subprotocols only) are the subscriptions a session
-        resume brought back: they count as confirmed from now on and the welcome says
-        ``restored``. ``meta`` gives their confirm meta (iotcable), for duplicate
-        subscribes that will be confirmed again.
+        ``restored`` (extended subprotocols only) names the subscriptions a session
+        resume brought back, as identifiers or as identifier -> ``ChannelRef``: they count
+        as confirmed from now on and the welcome says ``restored`` and lists them.
+        ``meta`` gives their confirm meta (iotcable), repeated when a duplicate subscribe
+        is confirmed again.
         """
         if self.closed:
             return
         if self._welcomed:
             raise LocalProtocolError("welcome() was already sent on this connection")
-        restored = list(dict.fromkeys(restored_ids))
         if restored and not self.subprotocol.extended:
             raise LocalProtocolError(
                 f"a restored welcome needs an extended subprotocol, not {self.subprotocol}"
             )
-        for identifier in restored:
-            try:
-                self._refs[identifier] = parse_identifier(identifier)
-            except RemoteProtocolError as exc:
-                raise LocalProtocolError(f"restored identifier is invalid: {exc.message}") from None
+        refs = dict(restored) if isinstance(restored, Mapping) else _parse_restored(restored)
+        self._refs.update(refs)
+        for identifier in refs:
             if meta and identifier in meta:
                 self._meta[identifier] = meta[identifier]
         self._welcomed = True
         frame: dict[str, object] = {"type": MessageType.WELCOME, "sid": self.sid}
-        if restored:
+        if refs:
             frame["restored"] = True
-            frame["restored_ids"] = restored
+            frame["restored_ids"] = list(refs)
         self._send(frame)
 
     def ping(self, now: float) -> None:

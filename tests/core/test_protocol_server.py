@@ -103,6 +103,14 @@ def test_restored_welcome_counts_restored_ids_as_confirmed(subprotocol: Subproto
     assert sent(conn) == [expected]
 
 
+def test_restored_welcome_takes_refs_the_caller_already_holds() -> None:
+    conn = ServerConnection(Subprotocol.IOTCABLE, "abc")
+    ref = ChannelRef("telemetry", {"topic": "plant/+/+/env"})
+    conn.welcome({ID: ref})
+    assert conn.subscriptions == {ID: ref}
+    assert json.loads(conn.data_to_send()[0])["restored_ids"] == [ID]
+
+
 def test_restored_welcome_misuse() -> None:
     with pytest.raises(
         LocalProtocolError,
