@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -168,13 +169,11 @@ class EmbeddedBroker:
         if process.stdin is not None:
             process.stdin.close()
         if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
+            _signal(process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), STOP_GRACE)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+                _signal(process.pid, signal.SIGKILL)
                 await process.wait()
         self._process = None
 
@@ -185,3 +184,14 @@ class EmbeddedBroker:
         except OSError as exc:
             text = f"(cannot read the log: {exc})"
         return redact(text[-LOG_TAIL:], self._password).strip() or "(empty)"
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    """Signal the child without ``Process.send_signal``.
+
+    ``Process.send_signal`` ends in ``Popen.send_signal``, which first polls, and so reaps,
+    a child that has just exited; asyncio's child watcher then finds it gone and reports the
+    exit code as 255. ``os.kill`` leaves the reaping to the watcher.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

@@ -81,7 +81,6 @@ def broker_config(username: str, password: str) -> dict[str, Any]:
 
 async def serve(config: dict[str, Any], stdin: asyncio.StreamReader) -> None:
     broker = Broker(broker_config(config["username"], config["password"]))
-    await broker.start()
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await broker.external_connected(
@@ -89,20 +88,32 @@ async def serve(config: dict[str, Any], stdin: asyncio.StreamReader) -> None:
         )
 
     # Our own listening socket (amqtt's "external" listener) so that port 0 works: the
-    # kernel picks a free port and we report the one it picked.
-    server = await asyncio.start_server(connected, config["host"], int(config["port"]))
-    port = server.sockets[0].getsockname()[1]
-    sys.stdout.write(json.dumps({"port": port}) + "\n")
-    sys.stdout.flush()
-    # Nothing else may go to the pipe the parent stopped reading: it could fill and block us.
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # kernel picks a free port and we report the one it picked. It is bound before the
+    # broker starts, so that a port in use fails fast, and serves once the broker runs.
+    server = await asyncio.start_server(
+        connected, config["host"], int(config["port"]), start_serving=False
+    )
+    await broker.start()
+    try:
+        await server.start_serving()
+        port = server.sockets[0].getsockname()[1]
+        sys.stdout.write(json.dumps({"port": port}) + "\n")
+        sys.stdout.flush()
+        # Nothing else may go to the pipe the parent stopped reading: it could fill up.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        await until_stopped(stdin)
+    finally:
+        server.close()
+        await broker.shutdown()
 
+
+async def until_stopped(stdin: asyncio.StreamReader) -> None:
+    """Return on SIGTERM or when stdin reaches end of file (the parent is gone)."""
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
 
     async def watch_parent() -> None:
-        await stdin.read()  # returns at end of file: the parent closed the pipe or died
+        await stdin.read()
         stopping.set()
 
     watchdog = asyncio.create_task(watch_parent())
@@ -110,8 +121,6 @@ async def serve(config: dict[str, Any], stdin: asyncio.StreamReader) -> None:
         await stopping.wait()
     finally:
         watchdog.cancel()
-        server.close()
-        await broker.shutdown()
 
 
 async def run() -> int:
