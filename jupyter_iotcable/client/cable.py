@@ -528,8 +528,8 @@ class Cable:
         elif isinstance(event, RejectedEvent):
             self._rejected(event.identifier, event.reason)
         elif isinstance(event, Transmission):
-            message = event.message
-            if isinstance(message, dict) and message.get("action") == "publish_result":
+            message = dict(event.message)
+            if message.get("action") == "publish_result":
                 waiter = self._publish_waiters.get(str(message.get("ref")))
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)

@@ -246,6 +246,11 @@ def describe_failure(exc: BaseException, endpoint: Endpoint) -> IoTCableError:
         if exc.code == 599:
             return ConnectionFailed(f"could not connect to {url}: {exc.message}")
         return ConnectionFailed(f"the server at {url} answered HTTP {exc.code} ({exc.message})")
+    if isinstance(exc, WebSocketError) and str(exc) == "Non-websocket response":
+        return ConnectionFailed(
+            f"{endpoint.websocket_url()} answered with a web page, not a websocket. Give the "
+            "Jupyter server's base URL (like http://127.0.0.1:8888/, not a page such as .../lab)"
+        )
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionFailed(
             f"could not connect to {url}: connection refused. Is the Jupyter server running "
