@@ -9,6 +9,7 @@ from __future__ import annotations
 from .embedded import EmbeddedBroker, EmbeddedBrokerError
 from .mqtt import BridgeError, BrokerState, MqttBridge, MqttMessage
 from .settings import BrokerConfigError, BrokerSettings, parse_broker_url, redact
+from .simulator import SimulatorConfig, run_simulator
 
 __all__ = [
     "BridgeError",
@@ -19,6 +20,8 @@ __all__ = [
     "EmbeddedBrokerError",
     "MqttBridge",
     "MqttMessage",
+    "SimulatorConfig",
     "parse_broker_url",
     "redact",
+    "run_simulator",
 ]
