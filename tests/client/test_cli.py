@@ -1,0 +1,118 @@
+"""``iotcable`` argument errors, exit codes and delegation, without a server."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from jupyter_iotcable import cli
+from tests.brokers import free_port
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["tail"], "the following arguments are required: CHANNEL"),
+        (["tail", "telemetry", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (
+            ["tail", "telemetry", "--count", "0"],
+            "argument --count: expected a number of at least 1, got 0",
+        ),
+        (
+            ["tail", "telemetry", "--count", "many"],
+            "argument --count: expected a whole number, got 'many'",
+        ),
+        (
+            ["tail", "telemetry", "--timeout", "soon"],
+            "argument --timeout: expected a number of seconds, got 'soon'",
+        ),
+        (["publish", "commands", "{}"], "the following arguments are required: --topic"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_argument_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert err.startswith("usage: iotcable")
+
+
+def test_a_bad_url_exits_2_and_says_what_a_url_looks_like(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(["tail", "telemetry", "--url", "localhost:8888"], capsys)
+    assert code == 2
+    assert err == (
+        "iotcable tail: error: url must look like 'http://HOST:PORT/BASE/' "
+        "(http, https, ws or wss), got 'localhost:8888'\n"
+    )
+
+
+def test_no_server_found_exits_1_with_where_it_looked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("IOTCABLE_URL", "IOTCABLE_TOKEN", "JUPYTERHUB_SERVICE_URL", "JPY_PARENT_PID"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = run(["publish", "commands", "1", "--topic", "a/b"], capsys)
+    assert code == 1
+    assert err.startswith("iotcable publish: error: could not find a Jupyter server to connect to.")
+    assert "or set IOTCABLE_URL and IOTCABLE_TOKEN in the environment." in err
+
+
+def test_nothing_listening_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    code, _, err = run(["tail", "telemetry", "--url", url, "--token", "t"], capsys)
+    assert code == 1
+    assert err == (
+        f"iotcable tail: error: could not connect to {url}: connection refused. "
+        "Is the Jupyter server running at this address and port?\n"
+    )
+
+
+def test_a_missing_delegate_says_so_and_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(cli._DELEGATES, "demo", ("jupyter_iotcable._no_such_demo", "demo"))
+    code, _, err = run(["demo", "--port", "1"], capsys)
+    assert code == 2
+    assert err == (
+        "iotcable demo: not available in this version of jupyter-iotcable "
+        "(jupyter_iotcable._no_such_demo is missing)\n"
+    )
+
+
+def test_delegates_get_the_remaining_arguments_and_give_the_exit_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+    fake = types.ModuleType("fake_simulator")
+
+    def main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 3
+
+    fake.main = main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_simulator", fake)
+    monkeypatch.setitem(cli._DELEGATES, "simulate", ("fake_simulator", "simulator"))
+    code, _, _ = run(["simulate", "--help", "--rate", "5"], capsys)
+    assert code == 3
+    assert seen == [["--help", "--rate", "5"]]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for command in ("tail", "publish", "simulate", "demo"):
+        assert command in out

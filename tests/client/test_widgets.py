@@ -1,0 +1,97 @@
+"""The live widget: coalesced redraws, the SVG chart and the latest table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_iotcable.client.subscription import Subscription
+from jupyter_iotcable.widgets import LiveView, latest_table, svg_chart
+
+T0 = 1_700_000_000.0
+
+
+class FakeCable:
+    """The little a subscription asks of its cable when nothing goes over the wire."""
+
+    url = "http://127.0.0.1:8888/"
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        sub._end("unsubscribed")
+
+
+def live_subscription() -> Subscription:
+    cable: Any = FakeCable()
+    sub = Subscription(
+        cable,
+        "telemetry",
+        None,
+        '{"channel":"telemetry"}',
+        max_rows=1000,
+        window=None,
+    )
+    sub._confirm({"columns": "plant/{site}/{device}/env"})
+    return sub
+
+
+def feed(sub: Subscription, start: int, stop: int) -> None:
+    sub._receive(
+        "e1",
+        [
+            (n, T0 + n, f"plant/lyon/p{n % 2}/env", {"t": float(n), "state": "<ok>"}, None)
+            for n in range(start, stop)
+        ],
+        0,
+    )
+
+
+def test_a_stopped_view_no_longer_follows() -> None:
+    sub = live_subscription()
+    view = LiveView(sub, interval=3600)
+    view.stop()
+    view._thread.join(10)
+    view.flush()  # whatever was pending before the stop
+    renders = view.renders
+    feed(sub, 0, 10)
+    assert view.flush() is False
+    assert view.renders == renders
+
+
+def test_a_burst_of_readings_costs_one_redraw() -> None:
+    sub = live_subscription()
+    view = LiveView(sub, interval=3600)
+    view._stopped.set()  # keep the renderer thread out of the way; flush by hand
+    view._thread.join(10)
+    view.flush()
+    renders = view.renders
+    for start in range(0, 1000, 10):
+        feed(sub, start, start + 10)
+    assert view.flush() is True
+    assert view.renders == renders + 1
+    assert view.flush() is False
+    assert "polyline" in view.chart.value
+    assert "plant/lyon/p0/env" in view.table.value
+    assert "&lt;ok&gt;" in view.table.value  # payload text is escaped
+    assert "1,000 rows" in view.status.value
+    view.stop()
+
+
+def test_the_widget_is_a_box_with_status_chart_and_table() -> None:
+    sub = live_subscription()
+    box = sub.live(interval=3600)
+    assert len(box.children) == 3
+    box.live_view.stop()
+
+
+def test_svg_chart_draws_one_line_per_topic() -> None:
+    points = [(T0 + n, f"t{n % 3}", float(n)) for n in range(30)]
+    svg = svg_chart(points, "temperature")
+    assert svg.count("<polyline") == 3
+    assert "temperature" in svg
+    assert svg_chart([], None) == "<em>waiting for numeric readings...</em>"
+
+
+def test_latest_table_has_one_row_per_topic() -> None:
+    html = latest_table({"b": (T0, {"x": 1.0}), "a": (T0, {"y": "z"})})
+    assert html.count("<tr>") == 3
+    assert html.index("<td>a</td>") < html.index("<td>b</td>")
+    assert latest_table({}) == ""
