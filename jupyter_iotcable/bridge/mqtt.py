@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -283,7 +284,6 @@ class MqttBridge:
         self._client = None
         self._protocol = None
         self._protocol_confirmed = False
-        self._inbox = _Inbox()
         self._set_state(BrokerState.CONNECTING, f"connecting to {self._settings.address}")
         self._tasks = [
             asyncio.create_task(self._run(), name="iotcable-mqtt-bridge"),
@@ -377,7 +377,9 @@ class MqttBridge:
             try:
                 await self._serve(protocol)
             except _ProtocolRefused as exc:
-                if self._settings.protocol == "auto":
+                # Only a broker that never took MQTT 5 from us gets 3.1.1: one that did and
+                # is slow to answer after a restart is not a 3.1.1 broker.
+                if self._settings.protocol == "auto" and not self._protocol_confirmed:
                     logger.info(
                         "MQTT broker %s did not accept MQTT 5 (%s); trying MQTT 3.1.1",
                         self._settings.address,
@@ -470,44 +472,35 @@ class MqttBridge:
     def _new_client(self, protocol: aiomqtt.ProtocolVersion) -> aiomqtt.Client:
         settings = self._settings
         persistent = settings.session_expiry > 0
-        common = {
-            "hostname": settings.host,
-            "port": settings.port,
-            "username": settings.username,
-            "password": settings.password,
-            "identifier": settings.client_id,
-            "keepalive": settings.keepalive,
-            "timeout": settings.timeout,
-            "logger": paho_logger,
-        }
-        tls = _tls_context(settings) if settings.tls else None
-        queue_class = self._inbox.queue_class()
-        # Latency: without TCP_NODELAY small QoS 1 acks wait for Nagle's algorithm.
-        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        client_for = functools.partial(
+            aiomqtt.Client,
+            settings.host,
+            settings.port,
+            username=settings.username,
+            password=settings.password,
+            identifier=settings.client_id,
+            protocol=protocol,
+            keepalive=settings.keepalive,
+            timeout=settings.timeout,
+            logger=paho_logger,
+            tls_context=_tls_context(settings) if settings.tls else None,
+            queue_type=self._inbox.queue_class(),
+            max_queued_incoming_messages=self._max_backlog,
+            # Latency: without TCP_NODELAY small packets wait for Nagle's algorithm.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
         if protocol is aiomqtt.ProtocolVersion.V5:
             properties: Properties | None = None
             if persistent:
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = settings.session_expiry
-            return aiomqtt.Client(
-                **common,  # type: ignore[arg-type]
-                protocol=protocol,
-                clean_start=not persistent,
-                properties=properties,
-                tls_context=tls,
-                queue_type=queue_class,
-                max_queued_incoming_messages=self._max_backlog,
-                socket_options=nodelay,
-            )
-        return aiomqtt.Client(
-            **common,  # type: ignore[arg-type]
-            protocol=protocol,
-            clean_session=not persistent,
-            tls_context=tls,
-            queue_type=queue_class,
-            max_queued_incoming_messages=self._max_backlog,
-            socket_options=nodelay,
-        )
+            client = client_for(clean_start=not persistent, properties=properties)
+        else:
+            client = client_for(clean_session=not persistent)
+        # aiomqtt warns on every publish beyond 10 awaiting their acknowledgement; a
+        # simulator with many devices or a burst of commands is normal, not a problem.
+        client.pending_calls_threshold = 1000
+        return client
 
     async def _subscribe_all(
         self, client: aiomqtt.Client, protocol: aiomqtt.ProtocolVersion

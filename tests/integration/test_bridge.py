@@ -8,10 +8,12 @@ import json
 import logging
 import queue
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import psutil
@@ -34,11 +36,7 @@ from jupyter_iotcable.bridge import (
 )
 from jupyter_iotcable.bridge.mqtt import describe_error
 from jupyter_iotcable.topics import TopicError
-from tests.brokers import free_port
-
-if TYPE_CHECKING:
-    from tests.brokers import Mosquitto
-
+from tests.brokers import Mosquitto, free_port
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -245,6 +243,23 @@ def test_redact() -> None:
     # A secret with a backslash shows escaped in repr()-style messages.
     secret = 'back\\slash"quote'
     assert redact(f"login {secret!r} refused", secret) == "login '***' refused"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"backoff_base": 0.0}, "backoff_base must be positive and at most backoff_cap"),
+        (
+            {"backoff_base": 5.0, "backoff_cap": 1.0},
+            "backoff_base must be positive and at most backoff_cap",
+        ),
+        ({"max_backlog": 0}, "max_backlog must be at least 1"),
+        ({"load_window": 0.0}, "load_window must be positive"),
+    ],
+)
+def test_bridge_rejects_bad_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        MqttBridge(BrokerSettings("mqtt://127.0.0.1:1"), [], Inbox(), **options)
 
 
 def test_bridge_rejects_bad_filters_at_construction() -> None:
@@ -603,6 +618,120 @@ async def test_broker_that_never_answers(caplog: pytest.LogCaptureFixture) -> No
     assert status["last_error"] == f"127.0.0.1:{port} did not answer within the timeout"
     assert len(ours) <= 2, f"abandoned connections stay open: {ours}"
     assert any("did not accept MQTT 5" in r.getMessage() for r in caplog.records)
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def make_certificates(directory: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl CLI); the CA's path."""
+    directory.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    )
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return directory / "ca.pem"
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path: Path) -> Iterator[tuple[Mosquitto, int, Path]]:
+    """A mosquitto with a plain listener and a TLS one: (broker, TLS port, CA file)."""
+    ca = make_certificates(tmp_path / "certs")
+    tls_port = free_port()
+    broker = Mosquitto(
+        tmp_path / "mosquitto",
+        extra_config="\n".join(
+            [
+                f"listener {tls_port} 127.0.0.1",
+                f"cafile {ca}",
+                f"certfile {ca.parent / 'server.pem'}",
+                f"keyfile {ca.parent / 'server.key'}",
+            ]
+        ),
+    )
+    broker.start()
+    try:
+        yield broker, tls_port, ca
+    finally:
+        broker.kill()
+
+
+@pytest.mark.asyncio
+async def test_mqtts_with_the_broker_ca(tls_mosquitto: tuple[Mosquitto, int, Path]) -> None:
+    broker, tls_port, ca = tls_mosquitto
+    inbox = Inbox()
+    settings = BrokerSettings(f"mqtts://127.0.0.1:{tls_port}", ca_certs=str(ca), client_id="tls")
+    async with running(MqttBridge(settings, ["tls/#"], inbox)) as bridge:
+        assert await bridge.wait_connected(10)
+        assert bridge.status()["tls"] is True
+        await asyncio.to_thread(broker.publish, "tls/x", b"secret reading")
+        await inbox.wait_for(1)
+    assert inbox.payloads == [b"secret reading"]
+
+
+@pytest.mark.asyncio
+async def test_mqtts_refuses_an_unknown_certificate_unless_insecure(
+    tls_mosquitto: tuple[Mosquitto, int, Path],
+) -> None:
+    _broker, tls_port, _ca = tls_mosquitto
+    url = f"mqtts://127.0.0.1:{tls_port}"
+    untrusted = MqttBridge(BrokerSettings(url, client_id="untrusted"), [], Inbox())
+    async with running(untrusted):
+        await eventually(lambda: untrusted.state is BrokerState.RECONNECTING)
+        error = str(untrusted.status()["last_error"])
+    assert error.startswith(
+        f"cannot connect to 127.0.0.1:{tls_port} ([SSL: CERTIFICATE_VERIFY_FAILED]"
+    )
+    insecure = MqttBridge(BrokerSettings(url, tls_insecure=True, client_id="insecure"), [], Inbox())
+    async with running(insecure):
+        assert await insecure.wait_connected(10)
+
+
+@pytest.mark.asyncio
+async def test_mqtts_with_a_missing_ca_file_says_which(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    settings = BrokerSettings("mqtts://127.0.0.1:8883", ca_certs=str(missing))
+    bridge = MqttBridge(settings, [], Inbox())
+    async with running(bridge):
+        await eventually(lambda: bridge.state is BrokerState.RECONNECTING)
+        error = bridge.status()["last_error"]
+    assert error == (
+        f"cannot load the CA certificates ca_certs={str(missing)!r} "
+        "([Errno 2] No such file or directory)"
+    )
 
 
 # -- back-pressure ---------------------------------------------------------------------------
