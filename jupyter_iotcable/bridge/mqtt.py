@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from .settings import BrokerSettings
 
-__all__ = ["BridgeError", "BrokerState", "MqttBridge", "MqttMessage"]
+__all__ = ["BridgeError", "BrokerState", "MqttBridge", "MqttMessage", "describe_error"]
 
 logger = logging.getLogger("jupyter_iotcable.bridge")
 paho_logger = logging.getLogger("jupyter_iotcable.bridge.paho")
