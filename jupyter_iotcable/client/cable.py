@@ -131,7 +131,11 @@ def connect(
     ``IoTCableTimeout``; each message says what to do.
     """
     cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
-    cable._wait(cable._ready, timeout, "waiting for the server's welcome", on_timeout=cable.close)
+    try:
+        cable._wait(cable._ready, timeout, "waiting for the server's welcome")
+    except BaseException:
+        cable.close()
+        raise
     return cable
 
 
@@ -144,7 +148,11 @@ async def connect_async(
 ) -> Cable:
     """``connect`` for asyncio code: awaits the welcome without blocking the caller's loop."""
     cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
-    await cable._await(cable._ready, timeout, "waiting for the server's welcome")
+    try:
+        await cable._await(cable._ready, timeout, "waiting for the server's welcome")
+    except BaseException:
+        await cable.aclose()
+        raise
     return cable
 
 
@@ -627,7 +635,6 @@ class Cable:
         future: concurrent.futures.Future[T],
         timeout: float,
         what: str,
-        on_timeout: Any = None,
     ) -> T:
         if self._loop.in_loop_thread:
             raise RuntimeError(
@@ -638,8 +645,6 @@ class Cable:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            if on_timeout is not None:
-                on_timeout()
             raise self._timed_out(what, timeout) from None
 
     async def _await(self, future: concurrent.futures.Future[T], timeout: float, what: str) -> T:
