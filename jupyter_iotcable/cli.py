@@ -128,6 +128,8 @@ def _delegate(command: str, argv: list[str]) -> int:
         return 2
     try:
         code = module.main(argv)
+    except SystemExit as exc:  # argparse inside the delegate (--help, bad arguments)
+        code = exc.code if isinstance(exc.code, int) else 2
     except KeyboardInterrupt:
         return 130
     return int(code or 0)

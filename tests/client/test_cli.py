@@ -116,3 +116,11 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("tail", "publish", "simulate", "demo"):
         assert command in out
+
+
+def test_a_delegates_argument_error_becomes_its_exit_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(["simulate", "--devices", "many"], capsys)
+    assert code == 2
+    assert "usage: iotcable simulate" in err
