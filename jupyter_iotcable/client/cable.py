@@ -302,8 +302,10 @@ class Cable:
     async def _history(self, sub: Subscription, since: float) -> None:
         await self._until_connected()
         wire = self._wires.get(sub.identifier)
-        if wire is None or sub not in wire.subscribers or wire.state != "confirmed":
+        if wire is None or sub not in wire.subscribers:
             raise CableClosed(f"{sub!r} is not subscribed any more: subscribe again first")
+        if wire.state == "pending":  # resubscribing after a reconnect
+            await _waiter(asyncio.get_running_loop(), wire.confirm_waiters)
         waiter = _waiter(asyncio.get_running_loop(), wire.history_waiters)
         self._connection.request_history(sub.identifier, since=since)
         self._transport.flush()
