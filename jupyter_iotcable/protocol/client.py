@@ -112,7 +112,9 @@ class Gap:
     change shows; an offset that jumps is NOT a gap (narrower topics skip offsets).
 
     ``after_offset`` is the last offset held before the gap (in the old epoch when
-    ``epoch_changed``), ``available_from`` the oldest offset the server still keeps.
+    ``epoch_changed``; ``None`` when nothing was held), ``available_from`` the oldest
+    offset the server still keeps, in ``epoch``: the stream's current epoch (``None``
+    when the report is not about a stream).
     """
 
     identifier: str
@@ -121,6 +123,7 @@ class Gap:
     epoch_changed: bool
     after_offset: int | None
     available_from: int | None
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -550,6 +553,7 @@ class ClientConnection:
                 epoch_changed,
                 known.offset if known is not None else None,
                 available_from,
+                epoch,
             )
         )
         if epoch_changed:
@@ -606,6 +610,7 @@ class ClientConnection:
                     True,
                     known.offset,
                     None,
+                    epoch,
                 )
             )
             known = StreamPosition(epoch, -1)

@@ -319,6 +319,7 @@ def test_an_epoch_change_is_a_gap_then_accepted() -> None:
             True,
             50,
             None,
+            "e2",
         ),
         RowsReceived(ID, "telemetry", "e2", (row(1), row(2)), 0),
         RowsReceived(ID, "telemetry", "e2", (row(3),), 0),
@@ -365,7 +366,7 @@ def test_reject_history_is_a_gap_then_what_remains_is_asked_for() -> None:
         available_from=100,
     )
     assert conn.events_received() == [
-        Gap(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100)
+        Gap(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1")
     ]
     assert commands(conn) == [
         {
@@ -403,7 +404,9 @@ def test_reject_history_from_a_new_epoch() -> None:
         epoch="e2",
         available_from=0,
     )
-    assert conn.events_received() == [Gap(ID, "telemetry", "the server restarted", True, 70, 0)]
+    assert conn.events_received() == [
+        Gap(ID, "telemetry", "the server restarted", True, 70, 0, "e2")
+    ]
     assert commands(conn) == [
         {
             "command": "history",
@@ -429,7 +432,7 @@ def test_reject_history_with_nothing_kept_asks_nothing() -> None:
         epoch="e1",
         available_from=None,
     )
-    assert conn.events_received() == [Gap(ID, "telemetry", "nothing kept", False, None, None)]
+    assert conn.events_received() == [Gap(ID, "telemetry", "nothing kept", False, None, None, "e1")]
     assert conn.data_to_send() == []
 
 

@@ -1,0 +1,222 @@
+"""Property tests: no input makes a machine raise, and every subscribe gets one answer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jupyter_iotcable.protocol import (
+    JSON_CODEC,
+    ClientConnection,
+    HistoryRequest,
+    ProtocolError,
+    ServerConnection,
+    Subprotocol,
+    SubscribeRequested,
+    make_identifier,
+    parse_identifier,
+)
+from jupyter_iotcable.protocol.commands import decode_action, decode_command
+from jupyter_iotcable.protocol.messages import decode_json
+
+FAST = settings(max_examples=150, deadline=None)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+identifiers = st.sampled_from(
+    [make_identifier("telemetry"), make_identifier("a", topic="x/#"), '{"channel":""}', "junk"]
+) | st.text(max_size=30)
+histories = (
+    st.none()
+    | json_values
+    | st.builds(
+        lambda offset, epoch: {"streams": {"telemetry": {"offset": offset, "epoch": epoch}}},
+        st.integers(-3, 5),
+        st.text(max_size=3),
+    )
+)
+commands = st.fixed_dictionaries(
+    {"command": st.sampled_from(["subscribe", "unsubscribe", "message", "history", "pong", "x"])},
+    optional={
+        "identifier": identifiers | json_values,
+        "data": st.sampled_from(['{"action":"publish","topic":"a"}', "{}", "[]"]) | json_values,
+        "history": histories,
+    },
+)
+texts = st.text() | st.binary() | json_values.map(json.dumps)
+
+
+def server(subprotocol: Subprotocol) -> ServerConnection:
+    """A welcomed connection with one confirmed subscription and nothing pending."""
+    conn = ServerConnection(subprotocol, "s")
+    conn.welcome()
+    conn.receive_text(
+        json.dumps({"command": "subscribe", "identifier": make_identifier("telemetry")})
+    )
+    conn.events_received()
+    conn.confirm_subscription(make_identifier("telemetry"))
+    conn.data_to_send()
+    return conn
+
+
+def check_answered(conn: ServerConnection, text: str | bytes) -> None:
+    conn.receive_text(text)
+    frames = conn.data_to_send()
+    events = conn.events_received()
+    try:
+        decoded = JSON_CODEC.loads(text)
+    except ValueError:
+        decoded = None
+    # A pong is the one command accepted without any answer.
+    silent_ok = isinstance(decoded, dict) and decoded.get("command") == "pong"
+    assert frames or events or silent_ok, f"no answer to {text!r}"
+    for frame in frames:
+        frame.encode("utf-8")  # always writable to the socket
+        decoded = json.loads(frame)
+        assert isinstance(decoded, dict)
+        if decoded.get("type") == "error":
+            assert "identifier" not in decoded
+            assert decoded["reason"] and decoded["message"]
+
+
+@FAST
+@given(st.sampled_from(list(Subprotocol)), texts)
+def test_server_answers_any_text_and_never_raises(
+    subprotocol: Subprotocol, text: str | bytes
+) -> None:
+    check_answered(server(subprotocol), text)
+
+
+@FAST
+@given(st.sampled_from(list(Subprotocol)), commands)
+def test_server_answers_any_command_and_never_raises(
+    subprotocol: Subprotocol, command: dict[str, Any]
+) -> None:
+    check_answered(server(subprotocol), json.dumps(command))
+
+
+@FAST
+@given(json_values | st.text())
+def test_decode_helpers_raise_only_protocol_errors(value: Any) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    decoders: list[Callable[[], object]] = [
+        lambda: parse_identifier(text),
+        lambda: HistoryRequest.from_wire(value),
+        lambda: decode_command(value),
+        lambda: decode_action(value, JSON_CODEC),
+        lambda: decode_json(text, JSON_CODEC),
+    ]
+    for decode in decoders:
+        with contextlib.suppress(ProtocolError):
+            decode()
+
+
+server_frames = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(
+            [
+                "welcome",
+                "ping",
+                "confirm_subscription",
+                "reject_subscription",
+                "disconnect",
+                "confirm_history",
+                "reject_history",
+                "broker",
+                "error",
+                "other",
+            ]
+        )
+        | json_values,
+        "identifier": st.just(make_identifier("telemetry")) | json_values,
+        "batch": st.lists(st.lists(json_values, max_size=6), max_size=3) | json_values,
+        "message": json_values,
+        "stream_id": st.just("telemetry") | json_values,
+        "epoch": st.sampled_from(["e1", "e2"]) | json_values,
+        "offset": st.integers(-2, 5) | json_values,
+        "available_from": st.integers(-2, 5) | json_values,
+        "dropped": st.integers(-1, 3) | json_values,
+        "sid": json_values,
+        "restored": json_values,
+        "restored_ids": json_values,
+        "reason": json_values,
+        "reconnect": json_values,
+        "meta": json_values,
+    },
+)
+
+
+@FAST
+@given(st.sampled_from(list(Subprotocol)), texts | server_frames.map(json.dumps))
+def test_client_never_raises_on_what_the_server_sends(
+    subprotocol: Subprotocol, text: str | bytes
+) -> None:
+    conn = ClientConnection(subprotocol=subprotocol)
+    conn.connection_opened(0.0)
+    conn.subscribe("telemetry")
+    conn.receive_text('{"type":"welcome","sid":"s"}', 0.0)
+    conn.receive_text(
+        json.dumps({"type": "confirm_subscription", "identifier": make_identifier("telemetry")}),
+        0.0,
+    )
+    conn.receive_text(text, 1.0)
+    conn.events_received()
+    for frame in conn.data_to_send():
+        frame.encode("utf-8")
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["subscribe", "unsubscribe", "confirm", "reject"]),
+        st.sampled_from([make_identifier(c) for c in "abc"]),
+    ),
+    max_size=30,
+)
+
+
+@FAST
+@given(st.sampled_from(list(Subprotocol)), operations)
+def test_every_subscribe_gets_exactly_one_answer(
+    subprotocol: Subprotocol, ops: list[tuple[str, str]]
+) -> None:
+    conn = ServerConnection(subprotocol, "s", max_subscriptions=2)
+    conn.welcome()
+    conn.data_to_send()
+    waiting: list[str] = []  # SubscribeRequested not yet decided, in order
+    subscribes: dict[str, int] = {}
+    for op, identifier in ops:
+        if op in ("subscribe", "unsubscribe"):
+            subscribes[identifier] = subscribes.get(identifier, 0) + (op == "subscribe")
+            conn.receive_text(json.dumps({"command": op, "identifier": identifier}))
+            waiting += [
+                e.identifier for e in conn.events_received() if isinstance(e, SubscribeRequested)
+            ]
+        elif waiting:
+            decided = waiting.pop(0)
+            if op == "confirm":
+                conn.confirm_subscription(decided)
+            else:
+                conn.reject_subscription(decided, "no")
+    for decided in waiting:
+        conn.confirm_subscription(decided)
+    answers: dict[str, int] = {}
+    for frame in conn.data_to_send():
+        decoded = json.loads(frame)
+        if decoded.get("type") in ("confirm_subscription", "reject_subscription"):
+            answers[decoded["identifier"]] = answers.get(decoded["identifier"], 0) + 1
+    assert answers == {i: n for i, n in subscribes.items() if n}
