@@ -183,7 +183,9 @@ class ServerConnection:
 
         Invalid input is answered on the wire (an ``error`` frame, a
         ``reject_subscription`` or a ``reject_history``) and the connection stays usable.
-        Frames received after ``disconnect`` are ignored.
+        Frames received after ``disconnect`` are ignored. Calling it before
+        :meth:`welcome` is a :class:`LocalProtocolError` (answers would precede the
+        welcome).
         """
         if self.closed:
             return
