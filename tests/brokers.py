@@ -8,6 +8,7 @@ same port with the same persistence file (so QoS 1 sessions survive a restart).
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -55,6 +56,9 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # Run as root, mosquitto drops to the `mosquitto` user, which cannot read the
+            # password file or write persistence in the test's private directory.
+            *(["user root"] if os.geteuid() == 0 else []),
             "persistence true",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",

@@ -9,6 +9,8 @@ import pytest
 
 from tests.brokers import Mosquitto
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:

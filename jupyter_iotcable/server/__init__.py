@@ -1,0 +1,1 @@
+"""The jupyter-server extension: configuration, websocket and REST handlers."""

@@ -1,0 +1,284 @@
+"""The running channel server: hub + bridge + connections, owned by the extension.
+
+Everything that is not one websocket's business lives here: the bridge's lifecycle
+(an external broker, or the embedded one), routing MQTT messages into the hub, the
+ActionCable pings, history trimming, sessions kept for resume, broker health events,
+publishing, status and shutdown. Websocket handlers are thin adapters that register
+with the engine (see :mod:`.websocket`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from .._version import __version__
+from ..bridge import (
+    BridgeError,
+    BrokerSettings,
+    BrokerState,
+    EmbeddedBroker,
+    MqttBridge,
+    MqttMessage,
+)
+from ..hub import Hub
+from ..protocol import ChannelRef
+from . import metrics
+from .auth import Identity, KernelToken, allowed
+from .config import ChannelConfig
+from .publish import PublishRefused, check_topic, encode_payload
+
+if TYPE_CHECKING:
+    from ..protocol import DisconnectReason
+
+log = logging.getLogger("jupyter_iotcable.server")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_message_size: int = 64 * 1024
+    max_subscriptions: int = 100
+    publish_rate: float = 10.0
+    publish_burst: int = 20
+    outbox_bytes: int = 1 << 20
+    batch_interval: float = 0.02
+    batch_max: int = 500
+    ping_interval: float = 3.0
+    session_ttl: float = 120.0
+    resume_hold: float = 5.0
+
+
+class CableSocket(Protocol):
+    """What the engine needs from a connected websocket handler."""
+
+    def send_broker_event(self, state: str, detail: str) -> None: ...
+    def send_ping(self, now: float) -> None: ...
+    def shutdown(self, reason: DisconnectReason, *, reconnect: bool) -> None: ...
+
+
+@dataclass
+class SavedSession:
+    """Subscriptions of a dropped connection, kept ``session_ttl`` seconds for resume."""
+
+    username: str
+    refs: dict[str, ChannelRef]
+    expires_at: float
+
+
+@dataclass
+class BrokerHealth:
+    state: str = BrokerState.CONNECTING.value
+    detail: str = ""
+    since: float = field(default_factory=time.time)
+    outages: int = 0
+    last_outage_at: float | None = None
+
+
+class CableEngine:
+    def __init__(
+        self,
+        channels: Mapping[str, ChannelConfig],
+        settings: EngineSettings,
+        broker: BrokerSettings | None,
+        *,
+        embedded_workdir: str | None = None,
+    ) -> None:
+        self.channels = dict(channels)
+        self.settings = settings
+        self.epoch = f"{int(time.time()):x}{secrets.token_hex(3)}"
+        self.hub = Hub([c.spec() for c in self.channels.values()], self.epoch)
+        self.kernel_token = KernelToken()
+        self.started_at = time.time()
+        self.connections: set[CableSocket] = set()
+        self.sessions: dict[str, SavedSession] = {}
+        self.health = BrokerHealth()
+        self._broker_settings = broker
+        self._embedded_workdir = embedded_workdir
+        self.embedded: EmbeddedBroker | None = None
+        self.bridge: MqttBridge | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.publishes_ok = 0
+        self.publishes_refused = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        broker = self._broker_settings
+        if broker is None:
+            from pathlib import Path
+
+            workdir = Path(self._embedded_workdir) if self._embedded_workdir else None
+            self.embedded = EmbeddedBroker(workdir=workdir)
+            await self.embedded.start()
+            broker = self.embedded.settings()
+            log.info("iotcable: embedded MQTT broker listening on %s", self.embedded.url)
+        self.bridge = MqttBridge(
+            broker, self.hub.filters, self._on_mqtt_message, self._on_broker_state
+        )
+        await self.bridge.start()
+        self._tasks.append(asyncio.create_task(self._heartbeat()))
+
+    async def stop(self) -> None:
+        from ..protocol import DisconnectReason
+
+        for conn in list(self.connections):
+            conn.shutdown(DisconnectReason.SERVER_RESTART, reconnect=True)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.bridge is not None:
+            await self.bridge.stop()
+        if self.embedded is not None:
+            await self.embedded.stop()
+
+    async def _heartbeat(self) -> None:
+        """ActionCable pings, history trimming and session expiry on one timer."""
+        while True:
+            await asyncio.sleep(self.settings.ping_interval)
+            now = time.time()
+            for conn in list(self.connections):
+                conn.send_ping(now)
+            self.hub.trim(now)
+            for sid in [s for s, saved in self.sessions.items() if saved.expires_at < now]:
+                del self.sessions[sid]
+            if self.bridge is not None:
+                backlog = self.bridge.status().get("backlog", 0)
+                metrics.BRIDGE_BACKLOG.set(backlog if isinstance(backlog, int) else 0)
+
+    # -- MQTT side --------------------------------------------------------------------
+
+    def _on_mqtt_message(self, msg: MqttMessage) -> None:
+        for stream in self.hub.ingest(msg.topic, msg.payload, msg.received_at, time.time()):
+            metrics.MESSAGES_IN.labels(stream.name).inc()
+
+    def _on_broker_state(self, state: BrokerState, detail: str) -> None:
+        previous = self.health.state
+        now = time.time()
+        if previous == BrokerState.CONNECTED.value and state is not BrokerState.CONNECTED:
+            self.health.outages += 1
+            self.health.last_outage_at = now
+        self.health = BrokerHealth(
+            state.value, detail, now, self.health.outages, self.health.last_outage_at
+        )
+        metrics.BROKER_CONNECTED.set(1 if state is BrokerState.CONNECTED else 0)
+        for conn in list(self.connections):
+            conn.send_broker_event(state.value, detail)
+
+    async def publish(self, channel: ChannelConfig, topic: object, payload: object) -> str:
+        """Check and send one publish; raises PublishRefused with the user's reason."""
+        try:
+            checked = check_topic(channel, topic)
+            data = encode_payload(channel, payload)
+            if self.bridge is None:
+                raise PublishRefused("the MQTT bridge is not running", status=503)
+            try:
+                await self.bridge.publish(checked, data, qos=1)
+            except BridgeError as e:
+                raise PublishRefused(str(e), status=503) from e
+        except PublishRefused:
+            self.publishes_refused += 1
+            metrics.PUBLISHES.labels("refused").inc()
+            raise
+        self.publishes_ok += 1
+        metrics.PUBLISHES.labels("ok").inc()
+        return checked
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def register(self, conn: CableSocket) -> None:
+        self.connections.add(conn)
+        metrics.CONNECTIONS.set(len(self.connections))
+
+    def unregister(
+        self, conn: CableSocket, sid: str, who: Identity | None, refs: dict[str, ChannelRef]
+    ) -> None:
+        self.connections.discard(conn)
+        metrics.CONNECTIONS.set(len(self.connections))
+        if who is not None and refs:
+            self.sessions[sid] = SavedSession(
+                who.username, dict(refs), time.time() + self.settings.session_ttl
+            )
+
+    def take_session(self, sid: str, who: Identity) -> dict[str, ChannelRef] | None:
+        saved = self.sessions.get(sid)
+        if saved is None or saved.expires_at < time.time() or saved.username != who.username:
+            return None
+        del self.sessions[sid]
+        return saved.refs
+
+    # -- what users see ---------------------------------------------------------------
+
+    def channel_list(
+        self, who: Identity, authz_read: bool, authz_write: bool
+    ) -> list[dict[str, object]]:
+        result = []
+        for channel in self.channels.values():
+            can_read = authz_read and allowed(channel.read, who)
+            can_write = authz_write and allowed(channel.write, who)
+            if can_read or can_write:
+                info = channel.public()
+                info["read"] = can_read
+                info["write"] = can_write
+                result.append(info)
+        return result
+
+    def status(self) -> dict[str, object]:
+        now = time.time()
+        broker: dict[str, object] = {
+            "state": self.health.state,
+            "detail": self.health.detail,
+            "since": self.health.since,
+            "outages": self.health.outages,
+            "last_outage_at": self.health.last_outage_at,
+            "embedded": self.embedded is not None,
+        }
+        if self.bridge is not None:
+            bridge_status = self.bridge.status()
+            for key in (
+                "broker",
+                "connects",
+                "disconnects",
+                "last_error",
+                "messages_in",
+                "messages_out",
+                "backlog",
+                "backlog_max_seen",
+                "overloaded",
+            ):
+                if key in bridge_status:
+                    broker[key] = bridge_status[key]
+        if self.embedded is not None:
+            broker["embedded_broker"] = self.embedded.status()
+        channels: dict[str, object] = {}
+        for name, stream in self.hub.streams.items():
+            channels[name] = {
+                "offset": stream.offset,
+                "messages_in": stream.messages_in,
+                "rate": stream.meter.rate(now),
+                "subscribers": stream.subscriber_count,
+                "history": {
+                    "size": len(stream.ring),
+                    "oldest": stream.oldest,
+                    "evicted": stream.evicted,
+                },
+            }
+        return {
+            "version": __version__,
+            "epoch": self.epoch,
+            "uptime": now - self.started_at,
+            "broker": broker,
+            "connections": len(self.connections),
+            "sessions": len(self.sessions),
+            "publishes": {"ok": self.publishes_ok, "refused": self.publishes_refused},
+            "unrouted": self.hub.unrouted,
+            "channels": channels,
+        }

@@ -1,0 +1,104 @@
+"""REST endpoints: the channel list, the status, and publish."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from .base import IoTCableAuthMixin
+from .engine import CableEngine
+from .limits import TokenBucket
+from .publish import PublishRefused
+
+
+class IoTCableAPIHandler(IoTCableAuthMixin, APIHandler):  # type: ignore[misc]
+    engine: CableEngine
+
+    def initialize(self, engine: CableEngine) -> None:
+        self.engine = engine
+
+    def write_json(self, status: int, body: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(body))
+
+
+class ChannelsHandler(IoTCableAPIHandler):
+    """``GET iotcable/api/channels``: what this user may read and write."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        read_ok = await self.authorized_for("read")
+        write_ok = await self.authorized_for("write")
+        channels = self.engine.channel_list(self.identity, read_ok, write_ok)
+        self.write_json(200, {"channels": channels, "user": self.identity.username})
+
+
+class StatusHandler(IoTCableAPIHandler):
+    """``GET iotcable/api/status``: broker health, uptime and counters. No secrets."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        if not (await self.authorized_for("read") or await self.authorized_for("write")):
+            raise web.HTTPError(403, "not allowed to use iotcable channels")
+        self.write_json(200, self.engine.status())
+
+
+# One bucket per user for REST publishes (a websocket has its own per connection).
+_REST_BUCKETS: dict[str, TokenBucket] = {}
+
+
+class PublishHandler(IoTCableAPIHandler):
+    """``POST iotcable/api/channels/NAME/publish`` with ``{"topic", "payload"}``."""
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        channel = self.engine.channels.get(name)
+        if channel is None:
+            self.write_json(404, {"ok": False, "reason": f"unknown channel {name!r}"})
+            return
+        try:
+            body = orjson.loads(self.request.body or b"null")
+        except orjson.JSONDecodeError as e:
+            self.write_json(400, {"ok": False, "reason": f"body is not valid JSON: {e}"})
+            return
+        if not isinstance(body, dict) or "topic" not in body or "payload" not in body:
+            self.write_json(
+                400,
+                {
+                    "ok": False,
+                    "reason": 'body must be a JSON object {"topic": ..., "payload": ...}',
+                },
+            )
+            return
+        if not (await self.authorized_for("write") and self.allowed(channel.write)):
+            self.write_json(
+                403, {"ok": False, "reason": f"you may not publish to channel {name!r}"}
+            )
+            return
+        settings = self.engine.settings
+        now = time.time()
+        bucket = _REST_BUCKETS.setdefault(
+            self.identity.username,
+            TokenBucket(settings.publish_rate, settings.publish_burst, now),
+        )
+        if not bucket.allow(now):
+            self.write_json(
+                429,
+                {
+                    "ok": False,
+                    "reason": f"publish rate limit reached ({settings.publish_rate:g}/s); "
+                    f"retry in {bucket.retry_after():.1f}s",
+                },
+            )
+            return
+        try:
+            topic = await self.engine.publish(channel, body["topic"], body["payload"])
+        except PublishRefused as e:
+            self.write_json(e.status, {"ok": False, "reason": e.reason})
+            return
+        self.write_json(200, {"ok": True, "topic": topic})
