@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -134,7 +135,7 @@ class Mosquitto:
         """Publish one message with an independent client (paho), as a device would."""
         import paho.mqtt.publish as publish
 
-        auth = (
+        auth: Any = (
             {"username": self.username, "password": self.password or ""}
             if self.username is not None
             else None

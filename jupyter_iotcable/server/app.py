@@ -21,7 +21,7 @@ from .config import ConfigError, load_channels_file, parse_channels
 from .engine import CableEngine, EngineSettings
 
 
-class IoTCableApp(ExtensionApp):  # type: ignore[misc]
+class IoTCableApp(ExtensionApp):
     name = "jupyter_iotcable"
     description = "Live MQTT telemetry over authenticated ActionCable channels"
     load_other_extensions = True

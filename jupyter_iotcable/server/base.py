@@ -59,7 +59,7 @@ class IoTCableAuthMixin:
         if self._identity is None:
             settings = self.settings  # type: ignore[attr-defined]
             self._identity = identity_of(
-                self.current_user,  # type: ignore[attr-defined]
+                self.current_user,
                 owner=settings["iotcable_owner"],
                 under_hub=bool(os.environ.get("JUPYTERHUB_API_TOKEN")),
                 configured_groups=settings.get("iotcable_groups", {}),
@@ -76,6 +76,6 @@ class IoTCableAuthMixin:
             return True
         authorizer = self.authorizer  # type: ignore[attr-defined]
         decision = await ensure_async(
-            authorizer.is_authorized(self, self.current_user, action, RESOURCE)  # type: ignore[attr-defined]
+            authorizer.is_authorized(self, self.current_user, action, RESOURCE)
         )
         return bool(decision)

@@ -9,6 +9,7 @@ the socket, and accounts for bytes not yet flushed so that memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -389,9 +390,9 @@ class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, WebSocketH
             except WebSocketClosedError:
                 return
             outbox.sent(size)
-            future.add_done_callback(lambda _f, n=size: self._flushed(n))
+            future.add_done_callback(functools.partial(self._on_written, size))
 
-    def _flushed(self, size: int) -> None:
+    def _on_written(self, size: int, _future: object) -> None:
         if self.outbox is None:
             return
         self.outbox.flushed(size)

@@ -22,7 +22,7 @@ def make_hub(**overrides: object) -> Hub:
     everything = ChannelSpec("all", ("#",), make_decoder("text"))
     specs = [telemetry, numbers, everything]
     if overrides:
-        specs = [ChannelSpec(**{**s.__dict__, **overrides}) for s in specs]  # type: ignore[arg-type]
+        specs = [ChannelSpec(**{**s.__dict__, **overrides}) for s in specs]
     return Hub(specs, epoch="e1")
 
 

@@ -109,8 +109,9 @@ async def test_readings_keep_stream_order_and_offsets(
     identifier = make_identifier("numbers")
     await ws.subscribe(identifier)
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from tornado.httpclient import HTTPClientError
 
 from jupyter_iotcable.protocol import make_identifier
@@ -22,8 +23,8 @@ class Sniffer:
 
     def __init__(self, broker: Mosquitto, topic_filter: str) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload))
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.connect("127.0.0.1", broker.port)
         self.client.subscribe(topic_filter, qos=1)
         self.client.loop_start()
