@@ -1,0 +1,374 @@
+"""``iotcable demo``: JupyterLab with the extension, an embedded broker and a device simulator.
+
+One command gives a working system (DESIGN.md section 8). The demo starts the broker itself,
+rather than letting the extension start its own, because the simulator needs the broker's
+address and credentials too. Every child runs in a session of its own so that a Ctrl-C in
+the terminal reaches only the demo, which then stops the children in order (Lab first, so
+its kernels stop while the broker is still there) and waits for each one; a child that
+ignores SIGTERM is killed after a grace period. Passwords reach the children through their
+environment, never their command line (which any local user can read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .bridge import EmbeddedBroker, EmbeddedBrokerError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["DemoOptions", "lab_config", "main", "notebooks_dir", "parse_args"]
+
+PASSWORD_VAR = "IOTCABLE_DEMO_BROKER_PASSWORD"
+"""The environment variable through which the simulator and Lab get the broker password."""
+QUICKSTART = "lab/tree/quickstart.ipynb"
+STOP_GRACE = 10.0
+"""Seconds a child gets to exit after SIGTERM before it is killed (Lab stops its kernels)."""
+LAB_START_TIMEOUT = 120.0
+SIMULATOR_SETTLE = 1.0
+"""Seconds the simulator must stay up before it counts as started (bad arguments or an
+unreachable broker end it sooner)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    port: int
+    open_browser: bool
+    devices: int
+    rate: float
+    workdir: Path | None
+
+
+def parse_args(argv: Sequence[str]) -> DemoOptions:
+    """The options the command line asks for; exits with status 2 and a message if bad."""
+    parser = argparse.ArgumentParser(
+        prog="iotcable demo",
+        description="Start JupyterLab with the iotcable extension, an embedded MQTT broker "
+        "and a device simulator, and open the quickstart notebook. Ctrl-C stops everything.",
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, metavar="N", help="Lab's port (default: a free one)"
+    )
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument(
+        "--devices", type=int, default=8, metavar="N", help="simulated devices (default: 8)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        metavar="HZ",
+        help="readings per second per device (default: 1)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="where configuration and logs go (default: a temporary directory, removed at exit)",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65_535:
+        parser.error(f"--port must be between 0 and 65535, not {args.port}")
+    if not 1 <= args.devices <= 10_000:
+        parser.error(f"--devices must be between 1 and 10000, not {args.devices}")
+    if not 0 < args.rate <= 1000:
+        parser.error(f"--rate must be more than 0 and at most 1000 per second, not {args.rate:g}")
+    return DemoOptions(
+        port=args.port,
+        open_browser=not args.no_browser and _can_open_browser(),
+        devices=args.devices,
+        rate=args.rate,
+        workdir=args.workdir,
+    )
+
+
+def _can_open_browser() -> bool:
+    """No browser in CI or on a headless Linux box (it would fail or hang there)."""
+    if os.environ.get("CI"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def notebooks_dir(workdir: Path) -> Path:
+    """The notebooks folder next to the package (a source checkout), else ``workdir``."""
+    candidate = Path(__file__).resolve().parent.parent / "notebooks"
+    return candidate if (candidate / "quickstart.ipynb").is_file() else workdir
+
+
+def lab_config(
+    broker: EmbeddedBroker,
+    *,
+    root_dir: Path,
+    port: int,
+    token: str,
+    open_browser: bool,
+) -> dict[str, Any]:
+    """Lab's configuration: the extension on the demo's broker with two channels.
+
+    Everybody may read the telemetry; only the person running the demo may send
+    commands to the devices.
+    """
+    owner = f"user:{getpass.getuser()}"
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_iotcable": True},
+            "ip": "127.0.0.1",
+            "port": port,
+            "port_retries": 0,
+            "root_dir": str(root_dir),
+            "open_browser": open_browser,
+            # Containers often run as root; the demo should work there as well.
+            "allow_root": hasattr(os, "geteuid") and os.geteuid() == 0,
+        },
+        "LabApp": {"default_url": "/" + QUICKSTART},
+        "IdentityProvider": {"token": token},
+        "IoTCableApp": {
+            "broker_url": broker.url,
+            "broker_username": broker.username,
+            "broker_password_env": PASSWORD_VAR,
+            "channels": {
+                "telemetry": {
+                    "topics": ["plant/+/+/env"],
+                    "columns": "plant/{site}/{device}/env",
+                    "format": "json",
+                    "read": ["*"],
+                    "history_limit": 20_000,
+                    "description": "readings of the simulated plant",
+                },
+                "commands": {
+                    "topics": ["plant/+/+/cmd"],
+                    "format": "json",
+                    "read": [owner],
+                    "write": [owner],
+                    "description": 'commands to the devices, e.g. {"setpoint": 25}',
+                },
+            },
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo until Ctrl-C or SIGTERM; 0 after a clean stop, 1 if it could not start."""
+    try:
+        options = parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    own_workdir = options.workdir is None
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="iotcable-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(_Demo(options, workdir).run())
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Demo:
+    def __init__(self, options: DemoOptions, workdir: Path) -> None:
+        self.options = options
+        self.workdir = workdir
+        self.broker = EmbeddedBroker(workdir=workdir / "broker")
+        self.children: list[tuple[str, asyncio.subprocess.Process]] = []
+        self.stop = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop.set)
+        try:
+            url = await self._start()
+            if url is None:
+                return 0 if self.stop.is_set() else 1
+            _say("Ctrl-C stops the demo.")
+            await self._wait_until_stopped()
+            return 0
+        finally:
+            _say("stopping…")
+            await self._stop_all()
+            _say("stopped.")
+
+    async def _start(self) -> str | None:
+        """Start the three parts; the URL to open, or None after a failure (or a Ctrl-C)."""
+        _say("starting embedded MQTT broker… ", end="")
+        try:
+            await self.broker.start()
+        except EmbeddedBrokerError as exc:
+            _say(f"failed\n{exc}")
+            return None
+        _say(f"ok ({self.broker.url})")
+
+        options = self.options
+        _say("starting device simulator… ", end="")
+        simulator = await self._spawn(
+            "simulator",
+            [
+                "-m",
+                "jupyter_iotcable.cli",
+                "simulate",
+                "--broker",
+                self.broker.url,
+                "--username",
+                self.broker.username,
+                "--password-env",
+                PASSWORD_VAR,
+                "--devices",
+                str(options.devices),
+                "--rate",
+                f"{options.rate:g}",
+            ],
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(simulator.wait(), SIMULATOR_SETTLE)
+        if simulator.returncode is not None:
+            _say(f"failed (exit code {simulator.returncode})\n{self._log_tail('simulator')}")
+            return None
+        _say(f"ok ({options.devices} devices, {options.rate:g} Hz)")
+
+        _say("starting JupyterLab… ", end="")
+        port = options.port or _free_port()
+        token = secrets.token_hex(24)
+        root_dir = notebooks_dir(self.workdir)
+        config_file = self.workdir / "jupyter_demo_config.json"
+        config = lab_config(
+            self.broker,
+            root_dir=root_dir,
+            port=port,
+            token=token,
+            open_browser=options.open_browser,
+        )
+        config_file.write_text(json.dumps(config, indent=2))
+        lab = await self._spawn("lab", ["-m", "jupyterlab", f"--config={config_file}"])
+        base = f"http://127.0.0.1:{port}/"
+        if not await self._wait_for_lab(lab, base, token):
+            return None
+        url = f"{base}{QUICKSTART}?token={token}"
+        _say(f"open {url}")
+        if root_dir == self.workdir:
+            _say(
+                "note: the example notebooks are not installed with this package; "
+                "Lab starts in the demo's working directory"
+            )
+        return url
+
+    async def _spawn(self, name: str, args: list[str]) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        env[PASSWORD_VAR] = self.broker.password
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        self.children.append((name, process))
+        return process
+
+    async def _wait_for_lab(self, lab: asyncio.subprocess.Process, base: str, token: str) -> bool:
+        """Wait until Lab answers and its extension is connected to the broker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LAB_START_TIMEOUT
+        while loop.time() < deadline and not self.stop.is_set():
+            if lab.returncode is not None:
+                _say(f"failed (exit code {lab.returncode})\n{self._log_tail('lab')}")
+                return False
+            if await asyncio.to_thread(_broker_connected, base, token):
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
+        if not self.stop.is_set():
+            _say(f"failed (not ready within {LAB_START_TIMEOUT:g} s)\n{self._log_tail('lab')}")
+        return False
+
+    async def _wait_until_stopped(self) -> None:
+        """Until Ctrl-C/SIGTERM, or until a child dies (then say which one)."""
+        waits = {asyncio.create_task(p.wait()): name for name, p in self.children}
+        stop = asyncio.create_task(self.stop.wait())
+        done, _ = await asyncio.wait([stop, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in waits:
+                _say(f"the {waits[task]} exited unexpectedly:\n{self._log_tail(waits[task])}")
+        for task in [stop, *waits]:
+            task.cancel()
+
+    async def _stop_all(self) -> None:
+        for name, process in reversed(self.children):
+            await _terminate(process)
+            _say(f"  {name} stopped")
+        self.children.clear()
+        await self.broker.stop()
+        _say("  broker stopped")
+
+    def _log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.workdir / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return f"(no log at {path})"
+        tail = "\n".join(text.splitlines()[-lines:])
+        return f"{path} ends with:\n{tail.replace(self.broker.password, '***')}"
+
+
+async def _terminate(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's process group, SIGKILL it after the grace period, reap it."""
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+    # Whatever the child left in its group (it was the group leader) goes with it.
+    _signal_group(process.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _broker_connected(base: str, token: str) -> bool:
+    request = urllib.request.Request(
+        base + "iotcable/api/status", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status = json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return False
+    broker = status.get("broker") if isinstance(status, dict) else None
+    return isinstance(broker, dict) and broker.get("state") == "connected"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _say(text: str, *, end: str = "\n") -> None:
+    """Progress for the person at the terminal, flushed at once (stdout may be a pipe)."""
+    sys.stdout.write(text + end)
+    sys.stdout.flush()
