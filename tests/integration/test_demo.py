@@ -3,6 +3,8 @@ simulator's readings through the extension, and leaves nothing behind when stopp
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import queue
 import re
@@ -19,6 +21,10 @@ import psutil
 import pytest
 
 import jupyter_iotcable as iot
+from jupyter_iotcable.bridge import EmbeddedBroker
+from jupyter_iotcable.demo import lab_config
+from jupyter_iotcable.demo import main as demo_main
+from jupyter_iotcable.server.config import parse_channel
 from tests.brokers import free_port
 
 READY = re.compile(r"open (http://127\.0\.0\.1:\d+/)lab/tree/quickstart\.ipynb\?token=(\w+)")
@@ -154,3 +160,36 @@ def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
                 if len(later) == 3:
                     break
     assert [payload["setpoint"] for payload in later] == [31.5, 31.5, 31.5]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535, not 70000"),
+        (["--devices", "0"], "--devices must be between 1 and 10000, not 0"),
+        (["--rate", "0"], "--rate must be more than 0 and at most 1000 per second, not 0"),
+        (["--rate", "fast"], "argument --rate: invalid float value: 'fast'"),
+        (["--colour"], "unrecognized arguments: --colour"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert demo_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: iotcable demo")
+    assert f"iotcable demo: error: {message}\n" in err
+
+
+def test_lab_config_channels_pass_the_extension_validation(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(password="pw")
+    broker.port = 1883  # the config only needs the URL; nothing is started
+    config = lab_config(broker, root_dir=tmp_path, port=8899, token="t", open_browser=False)
+    iot_config = config["IoTCableApp"]
+    assert iot_config["broker_url"] == "mqtt://127.0.0.1:1883"
+    assert "pw" not in json.dumps(config)
+    channels = {name: parse_channel(name, raw) for name, raw in iot_config["channels"].items()}
+    owner = f"user:{getpass.getuser()}"
+    assert channels["telemetry"].read == ("*",)
+    assert channels["commands"].write == (owner,)
+    assert channels["commands"].may_publish_to("plant/lyon/pump1/cmd")
