@@ -101,8 +101,11 @@ class RateMeter:
 class Stream:
     """One channel's ordered readings: epoch, offsets, history ring, subscribers."""
 
-    def __init__(self, spec: ChannelSpec, epoch: str) -> None:
+    def __init__(self, spec: ChannelSpec, epoch: str, started_at: float = float("-inf")) -> None:
         self.spec = spec
+        # Readings older than the epoch's start were never seen by this epoch: a `since`
+        # before it cannot be fully answered (they may have gone with the old epoch).
+        self.started_at = started_at
         self.name = spec.name
         self.epoch = epoch
         self.offset = 0  # the last offset handed out; the first entry gets 1
@@ -195,6 +198,12 @@ class Stream:
         return [self.ring[i] for i in range(start, len(self.ring))]
 
     def _since(self, since: float) -> list[Entry] | HistoryGap:
+        if since < self.started_at:
+            return HistoryGap(
+                f"readings of stream {self.name!r} before {self.started_at:.3f}, when this "
+                f"server started epoch {self.epoch!r}, are not kept",
+                self.oldest,
+            )
         if since <= self._evicted_until:
             return HistoryGap(
                 f"readings of stream {self.name!r} since {since:.3f} are partly no longer "
@@ -386,9 +395,11 @@ class Outbox:
 class Hub:
     """All streams of one server run, and the routing of readings to subscriptions."""
 
-    def __init__(self, channels: Sequence[ChannelSpec], epoch: str) -> None:
+    def __init__(
+        self, channels: Sequence[ChannelSpec], epoch: str, started_at: float = float("-inf")
+    ) -> None:
         self.epoch = epoch
-        self.streams: dict[str, Stream] = {c.name: Stream(c, epoch) for c in channels}
+        self.streams: dict[str, Stream] = {c.name: Stream(c, epoch, started_at) for c in channels}
         self._routes: TopicIndex[Stream] = TopicIndex()
         for stream in self.streams.values():
             for f in stream.spec.filters:

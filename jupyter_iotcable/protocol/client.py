@@ -202,6 +202,11 @@ class _Subscription:
     sent: bool = False
     # History requests sent on this connection and not answered yet, oldest first.
     inflight: deque[HistoryRequest] = field(default_factory=deque)
+    # Lowest offset received per stream in the current epoch. Together with the last
+    # offset it brackets what the client holds: rows above are new, rows below are a
+    # backfill (``history`` by ``since`` on a live subscription), rows inside are
+    # duplicates.
+    floors: dict[str, int] = field(default_factory=dict)
 
 
 class ClientConnection:
@@ -615,10 +620,15 @@ class ClientConnection:
             )
             known = StreamPosition(epoch, -1)
             sub.positions[stream_id] = known
+            sub.floors.pop(stream_id, None)
         if known is not None:
-            rows = tuple(row for row in rows if row[0] > known.offset)
+            floor = sub.floors.get(stream_id, known.offset + 1)
+            rows = tuple(row for row in rows if row[0] > known.offset or row[0] < floor)
         if rows:
-            sub.positions[stream_id] = StreamPosition(epoch, rows[-1][0])
+            last = max(known.offset if known is not None else rows[-1][0], rows[-1][0])
+            sub.positions[stream_id] = StreamPosition(epoch, last)
+            lowest = min(row[0] for row in rows)
+            sub.floors[stream_id] = min(sub.floors.get(stream_id, lowest), lowest)
         if rows or dropped:
             self._events.append(RowsReceived(identifier, stream_id, epoch, rows, dropped))
 

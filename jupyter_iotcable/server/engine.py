@@ -92,9 +92,9 @@ class CableEngine:
         self.channels = dict(channels)
         self.settings = settings
         self.epoch = f"{int(time.time()):x}{secrets.token_hex(3)}"
-        self.hub = Hub([c.spec() for c in self.channels.values()], self.epoch)
-        self.kernel_token = KernelToken()
         self.started_at = time.time()
+        self.hub = Hub([c.spec() for c in self.channels.values()], self.epoch, self.started_at)
+        self.kernel_token = KernelToken()
         self.connections: set[CableSocket] = set()
         self.sessions: dict[str, SavedSession] = {}
         self.health = BrokerHealth()

@@ -268,6 +268,14 @@ class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, WebSocketH
             self._send(sub, merged, 0)
             self.conn.confirm_history(identifier)
         else:
+            # What is still kept goes first, then the reject that reports the gap: a
+            # client blocked on its history request has the rows when it is answered.
+            kept = [
+                e
+                for e in stream.ring
+                if sub.topic_filter is None or _matches(sub.topic_filter, e.reading.topic)
+            ]
+            self._send(sub, self._merge(kept, pending), 0)
             self.conn.reject_history(
                 identifier,
                 result.reason,
@@ -275,13 +283,6 @@ class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, WebSocketH
                 epoch=stream.epoch,
                 available_from=result.available_from,
             )
-            # What is still kept follows the reject, so the client resumes from there.
-            kept = [
-                e
-                for e in stream.ring
-                if sub.topic_filter is None or _matches(sub.topic_filter, e.reading.topic)
-            ]
-            self._send(sub, self._merge(kept, pending), 0)
 
     @staticmethod
     def _merge(a: list[Entry], b: list[Entry]) -> list[Entry]:

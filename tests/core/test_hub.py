@@ -117,6 +117,18 @@ def test_history_from_another_epoch_is_a_gap() -> None:
     assert "'old'" in gap.reason and "'e1'" in gap.reason
 
 
+def test_history_since_before_the_epoch_started_is_a_gap() -> None:
+    hub = Hub([ChannelSpec("numbers", ("num/#",), NUMBER)], epoch="e2", started_at=500.0)
+    hub.ingest("num/x", b"1", 600.0, 600.0)
+    gap = hub.streams["numbers"].history(HistoryRequest(since=400.0), 700.0)
+    assert isinstance(gap, HistoryGap)
+    assert "epoch 'e2'" in gap.reason
+    assert gap.available_from == 1
+    kept = hub.streams["numbers"].history(HistoryRequest(since=550.0), 700.0)
+    assert isinstance(kept, list)
+    assert [e.offset for e in kept] == [1]
+
+
 def test_history_ttl_evicts_by_age() -> None:
     hub = make_hub()
     feed(hub, "num/x", 3, start=1000.0, step=1.0)

@@ -192,11 +192,6 @@ def test_history_backfill_at_subscribe(live_server: LiveServer) -> None:
         assert seqs(probe) == list(range(60))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.ClientConnection drops history rows at or below the last live offset, "
-    "so a 'since' backfill on a live subscription delivers nothing (reported)",
-)
 def test_history_backfill_on_a_live_subscription(live_server: LiveServer) -> None:
     publish_many(live_server, readings(0, 50))
     with iot.connect(live_server.url, token=live_server.token) as cable:

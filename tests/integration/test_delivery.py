@@ -1,0 +1,264 @@
+"""Delivery under faults: resume, broker outages, eviction gaps, slow consumers, restarts.
+
+Sequence numbers in the payloads are the ground truth: every reading published must
+arrive exactly once and in order, or be covered by a gap the server reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import tornado.websocket
+from paho.mqtt.enums import CallbackAPIVersion
+
+from jupyter_iotcable.protocol import make_identifier
+from jupyter_iotcable.server.engine import CableEngine
+from tests.brokers import Mosquitto
+from tests.integration.conftest import Cable, CableFactory
+from tests.servers import LiveServer
+
+EXT = ["actioncable-v1-ext-json"]
+
+
+@pytest.fixture
+def iotcable_config() -> dict[str, Any]:
+    return {"session_ttl": 60.0, "outbox_bytes": 256 * 1024}
+
+
+def publish_seq(broker: Mosquitto, topic: str, start: int, stop: int) -> None:
+    """Publish readings with sequence numbers start..stop-1 (QoS 1, one connection)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, json.dumps({"seq": i}), qos=1) for i in range(start, stop)]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+@dataclass
+class Received:
+    seqs: list[int] = field(default_factory=list)
+    epoch: str = ""
+    offset: int = 0
+
+
+async def collect(
+    ws: Cable, identifier: str, want: set[int], timeout: float = 30.0, into: Received | None = None
+) -> Received:
+    """Readings (ext data frames) until every sequence number in ``want`` arrived."""
+    got = into or Received()
+    deadline = time.monotonic() + timeout
+    while not want.issubset(got.seqs):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"missing {sorted(want - set(got.seqs))[:10]}"
+        msg = await ws.recv_until(
+            lambda m: m.get("identifier") == identifier and "offset" in m, timeout=remaining
+        )
+        got.seqs.append(msg["message"]["payload"]["seq"])
+        got.epoch, got.offset = msg["epoch"], msg["offset"]
+    return got
+
+
+async def test_resume_after_a_dropped_socket_delivers_everything_once(
+    cable: CableFactory, mosquitto: Mosquitto
+) -> None:
+    ws = await cable(EXT, welcome=False)
+    sid = (await ws.recv())["sid"]
+    identifier = make_identifier("telemetry", topic="plant/lyon/+/env")
+    await ws.subscribe(identifier)
+    publish_seq(mosquitto, "plant/lyon/p1/env", 0, 20)
+    first = await collect(ws, identifier, set(range(20)))
+    assert first.seqs == list(range(20))
+    ws.close()  # the socket drops
+    await asyncio.sleep(0.2)
+    publish_seq(mosquitto, "plant/lyon/p1/env", 20, 60)  # published while away
+
+    again = await cable(EXT, params={"sid": sid}, welcome=False)
+    welcome = await again.recv()
+    assert welcome["type"] == "welcome"
+    assert welcome["restored"] is True
+    assert welcome["restored_ids"] == [identifier]
+    await again.send(
+        {
+            "command": "history",
+            "identifier": identifier,
+            "history": {"streams": {"telemetry": {"epoch": first.epoch, "offset": first.offset}}},
+        }
+    )
+    publish_seq(mosquitto, "plant/lyon/p1/env", 60, 70)  # and live again
+    rest = await collect(again, identifier, set(range(20, 70)))
+    assert rest.seqs == list(range(20, 70)), "every reading exactly once, in order"
+
+
+async def test_broker_killed_and_restarted(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine, jp_fetch: Any
+) -> None:
+    ws = await cable(EXT)
+    identifier = make_identifier("telemetry")
+    await ws.subscribe(identifier)
+    publish_seq(mosquitto, "plant/a/b/env", 0, 5)
+    got = await collect(ws, identifier, set(range(5)))
+    await asyncio.sleep(1.5)  # mosquitto autosaves every second: our session is on disk
+    mosquitto.kill()
+    event = await ws.recv_until(lambda m: m.get("type") == "broker", timeout=20)
+    assert event["state"] == "reconnecting"
+    status = json.loads((await jp_fetch("iotcable", "api", "status")).body)
+    assert status["broker"]["state"] != "connected"
+    assert status["broker"]["outages"] == 1
+    mosquitto.start()
+    # Devices publish as soon as the broker is back, while the bridge is still in its
+    # backoff: QoS 1 and the persistent session queue these for the bridge.
+    publish_seq(mosquitto, "plant/a/b/env", 5, 25)
+    await collect(ws, identifier, set(range(5, 25)), into=got)
+    assert got.seqs == list(range(25)), "nothing lost, nothing twice, in order"
+    assert engine.health.state == "connected"
+
+
+async def test_history_after_eviction_is_rejected_and_the_gap_is_visible(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    ws = await cable(EXT)
+    identifier = make_identifier("commands")
+    await ws.subscribe(identifier)
+    limit = engine.channels["commands"].history_limit
+    publish_seq(mosquitto, "plant/a/b/cmd", 0, limit + 50)
+    got = await collect(ws, identifier, set(range(limit + 50)))
+    await ws.send(
+        {
+            "command": "history",
+            "identifier": identifier,
+            "history": {"streams": {"commands": {"epoch": got.epoch, "offset": 10}}},
+        }
+    )
+    # What is still kept comes first, from available_from on, then the reject.
+    first_kept = await ws.recv_until(lambda m: m.get("identifier") == identifier and "offset" in m)
+    assert first_kept["offset"] == 51
+    reject = await ws.recv_until(lambda m: m.get("type") == "reject_history")
+    assert reject["identifier"] == identifier
+    assert reject["available_from"] == 51
+    assert "no longer kept" in reject["reason"]
+
+
+async def test_server_memory_stays_bounded_for_a_client_that_never_reads(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine, iotcable: Any
+) -> None:
+    sleeper = await cable(EXT)
+    await sleeper.subscribe(make_identifier("numbers"))
+    # From here on nobody calls sleeper.recv(): tornado's client holds one message and
+    # stops reading the socket, so TCP pushes back on the server as a stuck client would.
+    watcher = await cable()
+    numbers = make_identifier("numbers")
+    await watcher.subscribe(numbers)
+
+    total = 100_000
+    bound = iotcable.outbox_bytes
+    peaks: list[int] = []
+
+    def watch() -> None:
+        for conn in engine.connections:
+            outbox = getattr(conn, "outbox", None)
+            if outbox is not None:
+                peaks.append(outbox.used)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    try:
+        for start in range(0, total, 5_000):
+            for i in range(start, start + 5_000):
+                client.publish("num/load", str(i), qos=0)
+            await asyncio.sleep(0.05)
+            watch()
+        last: float = -1
+        deadline = time.monotonic() + 60
+        while last != float(total - 1):
+            assert time.monotonic() < deadline, f"watcher stuck at {last}"
+            msg = await watcher.recv_until(
+                lambda m: m.get("identifier") == numbers and "batch" in m
+            )
+            last = msg["batch"][-1][3]
+            watch()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert peaks, "the outboxes were observed"
+    # Queued plus unflushed bytes per connection never pass the bound by more than one
+    # flush's worth (what a flush hands to the socket before back-pressure stops it).
+    assert max(peaks) <= 2 * bound, max(peaks)
+    status = engine.status()
+    assert status["channels"]["numbers"]["messages_in"] > 0  # type: ignore[index]
+
+
+async def test_shutdown_tells_clients_server_restart(cable: CableFactory, iotcable: Any) -> None:
+    ws = await cable(EXT)
+    await ws.subscribe(make_identifier("telemetry"))
+    assert iotcable.engine is not None
+    await iotcable.engine.stop()
+    msg = await ws.recv_until(lambda m: m.get("type") == "disconnect")
+    assert msg == {"type": "disconnect", "reason": "server_restart", "reconnect": True}
+    assert await ws.recv() is None
+    assert ws.ws.close_code == 1001
+
+
+async def _raw(server: LiveServer, params: str = "") -> tornado.websocket.WebSocketClientConnection:
+    url = f"ws://127.0.0.1:{server.port}/iotcable/cable?token={server.token}{params}"
+    return await tornado.websocket.websocket_connect(url, subprotocols=EXT)
+
+
+async def _next(ws: tornado.websocket.WebSocketClientConnection, kind: str) -> dict[str, Any]:
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), 20)
+        assert raw is not None, "socket closed"
+        msg: dict[str, Any] = json.loads(raw)
+        if kind == "data" and "offset" in msg:
+            return msg
+        if msg.get("type") == kind:
+            return msg
+
+
+@pytest.mark.asyncio
+async def test_server_restart_old_epoch_is_gone(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    server = LiveServer(tmp_path / "server", mosquitto)
+    server.start()
+    try:
+        ws = await _raw(server)
+        await _next(ws, "welcome")
+        identifier = make_identifier("telemetry")
+        await ws.write_message(json.dumps({"command": "subscribe", "identifier": identifier}))
+        await _next(ws, "confirm_subscription")
+        mosquitto.publish("plant/a/b/env", json.dumps({"seq": 1}))
+        data = await _next(ws, "data")
+        old_epoch, offset = data["epoch"], data["offset"]
+
+        server.stop()
+        disconnect = await _next(ws, "disconnect")
+        assert disconnect["reason"] == "server_restart"
+        assert disconnect["reconnect"] is True
+
+        server.start()
+        again = await _raw(server)
+        await _next(again, "welcome")
+        history = {"streams": {"telemetry": {"epoch": old_epoch, "offset": offset}}}
+        await again.write_message(
+            json.dumps({"command": "subscribe", "identifier": identifier, "history": history})
+        )
+        await _next(again, "confirm_subscription")
+        reject = await _next(again, "reject_history")
+        assert reject["stream_id"] == "telemetry"
+        assert reject["epoch"] != old_epoch
+        assert f"epoch {old_epoch!r}" in reject["reason"]
+        assert "is gone" in reject["reason"]
+        again.close()
+    finally:
+        server.stop()
