@@ -115,7 +115,9 @@ class IoTCableApp(ExtensionApp):
 
     def _resolve_password(self) -> str | None:
         if self.broker_password_env:
-            value = os.environ.get(self.broker_password_env)
+            # Popped, not read: kernels inherit the server's environment, and the broker
+            # password must not reach a notebook.
+            value = os.environ.pop(self.broker_password_env, None)
             if value is None:
                 raise ConfigError(
                     f"c.IoTCableApp.broker_password_env names ${self.broker_password_env}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -45,6 +46,9 @@ async def test_password_appears_nowhere(
 ) -> None:
     secret = mosquitto.password
     assert secret
+    # Kernels inherit the server's environment: the password variable is gone from it.
+    assert "TEST_IOTCABLE_BROKER_PASSWORD" not in os.environ
+    assert secret not in os.environ.values()
     seen: list[str] = []
 
     for path in (("status",), ("channels",)):
