@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import queue
@@ -772,13 +773,17 @@ async def test_slow_on_message_is_reported_and_nothing_is_lost(
     assert delivered == sent
     assert 1 <= int(status["backlog_max_seen"]) <= 100  # type: ignore[call-overload]
     assert status["dropped"] == 0
-    warnings = [
-        r.getMessage()
+    # One warning per overload episode: on a loaded machine there may be several
+    # episodes, but never two warnings without a "caught up" between them.
+    events = [
+        "warn" if "faster than they are handled" in r.getMessage() else "ok"
         for r in caplog.records
-        if r.levelno == logging.WARNING and "faster than they are handled" in r.getMessage()
+        if (r.levelno == logging.WARNING and "faster than they are handled" in r.getMessage())
+        or "caught up" in r.getMessage()
     ]
-    assert len(warnings) == 1, warnings
-    assert any("caught up" in r.getMessage() for r in caplog.records)
+    assert events.count("warn") >= 1, events
+    assert events[-1] == "ok", events
+    assert all(a != b for a, b in itertools.pairwise(events)), events
 
 
 def test_status_is_json_safe_and_complete() -> None:
