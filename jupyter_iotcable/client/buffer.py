@@ -8,7 +8,14 @@ grown row by row (``pd.concat`` per reading runs at 2k readings/s and falls).
 
 Payloads are flattened on arrival: a JSON object gives one column per key (nested
 objects as ``a.b``), anything else goes into ``value``. A payload key that would clash
-with ``topic``, ``error`` or a topic-level column is stored as ``payload.<key>``.
+with ``time`` (the frame's index), ``topic``, ``error`` or a topic-level column is
+stored as ``payload.<key>``: a device's own ``{"time": ...}`` becomes ``payload.time``.
+
+A column's dtype follows the values still in the buffer, not every value it ever held:
+per column the buffer remembers the last row holding each kind of value (number, text,
+...), so one string that has left the window no longer makes a numeric column ``object``,
+and a column whose live rows are all empty is left out of the frame and dropped from
+memory at the next compaction (a payload with a new key per reading stays bounded).
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ Row = tuple[int, float, str, object, str | None]
 # Compacting a list costs O(live rows); doing it only when the dead prefix is at least
 # this long and at least as long as the live part keeps eviction O(1) amortized.
 _COMPACT_MIN = 1024
+
+# Every row pads every column, so columns that only dead rows use must go too: compact
+# when the number of columns doubled (plus this slack) since the last compaction. Each new
+# column cost O(rows) to create, which pays for the O(rows x columns) compaction.
+_COLUMN_SLACK = 64
+
+_RESERVED = ("time", "topic", "error")
+"""Frame names a payload key cannot take (it is stored as ``payload.<key>`` instead)."""
 
 
 class Kind(IntFlag):
@@ -106,16 +121,20 @@ class ReadingBuffer:
         self.window = window
         self._template = template
         self._levels: tuple[str, ...] = template.names if template is not None else ()
-        self._reserved = {"topic", "error", *self._levels}
+        self._reserved = {*_RESERVED, *self._levels}
+        # ``topic`` and the topic levels are always columns, always text.
+        self._fixed = frozenset(("topic", *self._levels))
         self._lock = threading.Lock()
         self._times: list[float] = []
         self._offsets: list[int] = []
         self._epochs: list[str] = []
-        self._columns: dict[str, list[object]] = {"topic": []}
-        self._kinds: dict[str, Kind] = {"topic": Kind.TEXT}
-        for name in self._levels:
-            self._columns[name] = []
-            self._kinds[name] = Kind.TEXT
+        self._columns: dict[str, list[object]] = {name: [] for name in ("topic", *self._levels)}
+        # Per payload (and error) column: kind -> row number of the last value of that
+        # kind. Row numbers count every row ever stored (list index + ``_origin``), so
+        # they survive compaction; a kind whose last row was evicted no longer counts.
+        self._last_kind: dict[str, dict[Kind, int]] = {}
+        self._origin = 0
+        self._compact_columns_at = len(self._columns) + _COLUMN_SLACK
         self._head = 0
         self._sorted = True
         self._epoch: str | None = None
@@ -123,6 +142,7 @@ class ReadingBuffer:
 
     def __len__(self) -> int:
         with self._lock:
+            self._settle()
             return len(self._times) - self._head
 
     def add(self, epoch: str, rows: Iterable[Row]) -> list[Row]:
@@ -142,18 +162,35 @@ class ReadingBuffer:
         return accepted
 
     def snapshot(self) -> Columns:
-        """A copy of the live rows, in time order."""
+        """A copy of the live rows, in time order, without columns they leave empty."""
         with self._lock:
-            if not self._sorted:
-                self._sort()
-                self._evict()
+            self._settle()
             head = self._head
-            columns = {
-                name: values[head:] for name, values in self._columns.items() if name != "error"
-            }
-            if "error" in self._columns:
-                columns["error"] = self._columns["error"][head:]
-            return Columns(self._times[head:], columns, dict(self._kinds))
+            columns: dict[str, list[object]] = {}
+            kinds: dict[str, Kind] = {}
+            for name in [*(n for n in self._columns if n != "error"), "error"]:
+                kind = self._live_kind(name)
+                if kind:
+                    columns[name] = self._columns[name][head:]
+                    kinds[name] = kind
+            return Columns(self._times[head:], columns, kinds)
+
+    def _settle(self) -> None:
+        """Apply the bounds that out-of-order rows postponed, so that no caller sees more."""
+        if not self._sorted:
+            self._sort()
+            self._evict()
+
+    def _live_kind(self, name: str) -> Kind:
+        """The kinds of value column ``name`` holds in the live rows (0: none, or no column)."""
+        if name in self._fixed:
+            return Kind.TEXT
+        first_live = self._origin + self._head
+        kind = Kind(0)
+        for value_kind, last_row in self._last_kind.get(name, {}).items():
+            if last_row >= first_live:
+                kind |= value_kind
+        return kind
 
     def _append(self, epoch: str, row: Row) -> None:
         offset, time, topic, payload, error = row
@@ -165,7 +202,7 @@ class ReadingBuffer:
         self._offsets.append(offset)
         self._epochs.append(epoch)
         self._seen.add(offset)
-        columns, kinds = self._columns, self._kinds
+        columns, last_kind, row_number = self._columns, self._last_kind, self._origin + length
         columns["topic"].append(topic)
         if self._template is not None:
             levels = self._template.extract(topic) or {}
@@ -173,11 +210,13 @@ class ReadingBuffer:
                 columns[name].append(levels.get(name))
         if error is not None:
             self._column("error", length).append(error)
-            kinds["error"] = Kind.TEXT
+            last_kind["error"][Kind.TEXT] = row_number
         for key, value in flatten_payload(payload).items():
             name = f"payload.{key}" if key in self._reserved else key
             self._column(name, length).append(value)
-            kinds[name] |= kind_of(value)
+            kind = kind_of(value)
+            if kind:
+                last_kind[name][kind] = row_number
         length += 1
         for values in columns.values():
             if len(values) < length:
@@ -188,7 +227,7 @@ class ReadingBuffer:
         values = self._columns.get(name)
         if values is None:
             values = self._columns[name] = [None] * length
-            self._kinds[name] = Kind(0)
+            self._last_kind[name] = {}
         return values
 
     def _evict(self) -> None:
@@ -205,7 +244,8 @@ class ReadingBuffer:
                 new_head += 1
         self._forget(self._head, new_head)
         self._head = new_head
-        if self._head >= _COMPACT_MIN and 2 * self._head >= len(times):
+        long_dead_prefix = self._head >= _COMPACT_MIN and 2 * self._head >= len(times)
+        if long_dead_prefix or len(self._columns) > self._compact_columns_at:
             self._compact()
 
     def _forget(self, start: int, stop: int) -> None:
@@ -216,19 +256,41 @@ class ReadingBuffer:
                 seen.discard(offsets[index])
 
     def _compact(self) -> None:
+        """Drop the evicted rows, and the columns that only they used."""
+        self._drop_empty_columns()
         head = self._head
         for values in self._all_lists():
             del values[:head]
+        self._origin += head
         self._head = 0
+        self._compact_columns_at = 2 * len(self._columns) + _COLUMN_SLACK
+
+    def _drop_empty_columns(self) -> None:
+        for name in [n for n in self._last_kind if not self._live_kind(n)]:
+            del self._columns[name]
+            del self._last_kind[name]
 
     def _sort(self) -> None:
         """Put the live rows in time order (stable: equal times keep their arrival order)."""
+        self._drop_empty_columns()
         head, times = self._head, self._times
         order = sorted(range(head, len(times)), key=times.__getitem__)
         for values in self._all_lists():
             values[:] = _take(values, order)
+        self._origin += head
         self._head = 0
         self._sorted = True
+        self._recount_kinds()
+
+    def _recount_kinds(self) -> None:
+        """Rebuild ``_last_kind`` after the rows moved (O(rows x columns), like the sort)."""
+        origin = self._origin
+        for name, last in self._last_kind.items():
+            last.clear()
+            for index, value in enumerate(self._columns[name]):
+                kind = kind_of(value)
+                if kind:
+                    last[kind] = origin + index
 
     def _all_lists(self) -> list[list[Any]]:
         return [*self._columns.values(), self._times, self._offsets, self._epochs]

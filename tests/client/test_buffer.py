@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +163,64 @@ def test_invariants(
         assert snap.times[0] >= snap.times[-1] - window
     if len(distinct) <= max_rows and window is None:
         assert sorted(seqs) == sorted(distinct)
+
+
+def test_a_payload_time_field_is_stored_as_payload_time() -> None:
+    # ``time`` is the frame's index: a device's own timestamp must not clash with it.
+    buffer = ReadingBuffer(max_rows=10)
+    buffer.add("e1", [(1, T0, "a", {"time": "2024-01-01T00:00:00Z", "v": 1}, None)])
+    snap = buffer.snapshot()
+    assert list(snap.columns) == ["topic", "payload.time", "v"]
+    assert snap.columns["payload.time"] == ["2024-01-01T00:00:00Z"]
+
+
+def test_a_column_types_by_the_values_still_in_the_window() -> None:
+    # One string in a numeric column makes it mixed only while that string is kept.
+    buffer = ReadingBuffer(max_rows=10)
+    buffer.add("e1", [(0, T0, "a", {"v": "broken"}, None)])
+    buffer.add("e1", [(n, T0 + n, "a", {"v": n / 2}, None) for n in range(1, 6)])
+    assert buffer.snapshot().kinds["v"] == Kind.NUMBER | Kind.TEXT
+    buffer.add("e1", [(n, T0 + n, "a", {"v": n / 2}, None) for n in range(6, 11)])
+    snap = buffer.snapshot()
+    assert snap.columns["v"] == [n / 2 for n in range(1, 11)]
+    assert snap.kinds["v"] == Kind.NUMBER
+
+
+def test_columns_that_only_evicted_rows_used_leave_the_frame_and_memory() -> None:
+    buffer = ReadingBuffer(max_rows=3)
+    buffer.add("e1", [(0, T0, "a", {"old": 1, "v": 0}, None)])
+    buffer.add("e1", [(n, T0 + n, "a", {"v": n}, None) for n in range(1, 4)])
+    assert list(buffer.snapshot().columns) == ["topic", "v"]
+    # A new key in every reading: the columns stay as few as the window's rows need.
+    for n in range(4, 3000):
+        buffer.add("e1", [(n, T0 + n, "a", {f"k{n}": n}, None)])
+    assert list(buffer.snapshot().columns) == ["topic", "k2997", "k2998", "k2999"]
+    assert len(buffer._columns) <= 2 * (3 + 1) + 64 + 1
+
+
+def test_a_new_key_per_reading_keeps_memory_bounded() -> None:
+    # The audit's case: a 100-row window of readings that each bring a new key grew to
+    # 12,001 columns and 245 MB. Now the columns are those of the live rows (+ slack).
+    buffer = ReadingBuffer(max_rows=100)
+    tracemalloc.start()
+    try:
+        for n in range(6000):
+            buffer.add("e1", [(n, T0 + n, "a", {f"k{n}": n, "v": 1.0}, None)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(buffer._columns) <= 2 * (100 + 2) + 64 + 1
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    snap = buffer.snapshot()
+    assert len(snap.times) == 100
+    assert list(snap.columns)[-1] == "k5999"
+    assert len(snap.columns) == 2 + 100  # topic, v and the live rows' keys
+
+
+def test_len_never_exceeds_the_bound_after_an_out_of_order_backfill() -> None:
+    buffer = ReadingBuffer(max_rows=100)
+    buffer.add("e1", rows(100, 200))  # live rows
+    buffer.add("e1", rows(0, 100))  # a backfill of older rows lands after them
+    assert len(buffer) == 100
+    assert len(buffer._times) - buffer._head == 100
+    assert offsets(buffer) == list(range(100, 200))
