@@ -9,9 +9,11 @@ times per second::
 The values behave like a plant's: the temperature follows the setpoint with a first-order
 lag plus a slowly drifting heat load and sensor noise; humidity and pressure wander around
 their usual values; vibration has occasional spikes. Now and then a device goes silent for
-a few seconds (a dropout) or develops a fault (``status`` ``"fault"``, vibration jumps)
-until it is reset. ``seq`` counts the readings a device sent, so a gap downstream is a
-reading lost on the way, never a dropout.
+a few seconds (a dropout) or develops a fault (``status`` ``"fault"``, vibration jumps,
+the temperature runs 2 degrees high). A fault lasts until the device is reset or, like a
+real machine's transient trip, clears by itself after a few minutes, so a long-running
+plant does not end up with every device faulted. ``seq`` counts the readings a device
+sent, so a gap downstream is a reading lost on the way, never a dropout.
 
 Devices obey JSON commands on ``plant/{site}/{device}/cmd``: ``{"setpoint": 25.0}`` (the
 next reading carries the new setpoint and the temperature starts moving towards it) and
@@ -63,6 +65,10 @@ THERMAL_LAG = 20.0
 """Time constant of the temperature's first-order response to the setpoint, seconds."""
 SPIKE_INTERVAL = 30.0
 """Mean seconds between two vibration spikes of a healthy device."""
+DROPOUT_INTERVAL = 900.0
+FAULT_INTERVAL = 1800.0
+FAULT_DURATION = 180.0
+"""Defaults: with these, about one device in eleven is faulted at any time."""
 
 
 class CommandError(ValueError):
@@ -85,10 +91,13 @@ class Device:
     kind: str
     rng: random.Random
     setpoint: float = 21.5
-    dropout_interval: float = 900.0
-    fault_interval: float = 1800.0
+    dropout_interval: float = DROPOUT_INTERVAL
+    fault_interval: float = FAULT_INTERVAL
+    fault_duration: float = FAULT_DURATION
+    """Mean seconds a fault lasts before it clears by itself; 0: until a reset command."""
     seq: int = 0
     fault: bool = False
+    fault_until: float = math.inf
     silent_until: float = 0.0
     temperature: float = field(init=False)
     load: float = field(default=0.0, init=False)
@@ -126,8 +135,15 @@ class Device:
         if rng.random() < _chance(dt, self.dropout_interval):
             self.silent_until = now + rng.uniform(2.0, 6.0)
             return None
-        if not self.fault and rng.random() < _chance(dt, self.fault_interval):
+        if self.fault and now >= self.fault_until:
+            self.fault = False
+        elif not self.fault and rng.random() < _chance(dt, self.fault_interval):
             self.fault = True
+            self.fault_until = (
+                now + rng.uniform(0.5, 1.5) * self.fault_duration
+                if self.fault_duration > 0
+                else math.inf
+            )
 
         vibration = VIBRATION[self.kind] * (1 + rng.gauss(0, 0.05))
         if rng.random() < _chance(dt, SPIKE_INTERVAL):
@@ -196,10 +212,12 @@ class SimulatorConfig:
     rate: float = 1.0
     sites: tuple[str, ...] = ("lyon", "porto")
     seed: int | None = None
-    dropout_interval: float = 900.0
+    dropout_interval: float = DROPOUT_INTERVAL
     """Mean seconds between two dropouts of one device; 0 turns dropouts off."""
-    fault_interval: float = 1800.0
-    """Mean seconds before a device develops a fault; 0 turns faults off."""
+    fault_interval: float = FAULT_INTERVAL
+    """Mean seconds before a healthy device develops a fault; 0 turns faults off."""
+    fault_duration: float = FAULT_DURATION
+    """Mean seconds a fault lasts before it clears by itself; 0: until a reset command."""
 
     def __post_init__(self) -> None:
         self.settings()  # validates the URL and credentials
@@ -224,7 +242,7 @@ class SimulatorConfig:
                 )
         if len(set(self.sites)) != len(self.sites):
             raise ValueError(f"sites must be unique, got {', '.join(self.sites)}")
-        for name in ("dropout_interval", "fault_interval"):
+        for name in ("dropout_interval", "fault_interval", "fault_duration"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
@@ -270,6 +288,7 @@ def make_devices(config: SimulatorConfig) -> list[Device]:
                 setpoint=round(20.0 + rng.uniform(-2, 4), 1),
                 dropout_interval=config.dropout_interval,
                 fault_interval=config.fault_interval,
+                fault_duration=config.fault_duration,
             )
         )
     return devices
@@ -396,6 +415,28 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated site names (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, metavar="N", help="make the values reproducible")
+    parser.add_argument(
+        "--dropout-interval",
+        type=float,
+        default=DROPOUT_INTERVAL,
+        metavar="S",
+        help="mean seconds between two dropouts of a device; 0: none (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--fault-interval",
+        type=float,
+        default=FAULT_INTERVAL,
+        metavar="S",
+        help="mean seconds before a healthy device faults; 0: never (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--fault-duration",
+        type=float,
+        default=FAULT_DURATION,
+        metavar="S",
+        help='mean seconds a fault lasts unless reset with {"reset": true}; '
+        "0: until reset (default: %(default)g)",
+    )
     return parser
 
 
@@ -418,6 +459,9 @@ def parse_args(argv: Sequence[str] | None) -> SimulatorConfig:
             rate=args.rate,
             sites=tuple(site.strip() for site in args.sites.split(",")),
             seed=args.seed,
+            dropout_interval=args.dropout_interval,
+            fault_interval=args.fault_interval,
+            fault_duration=args.fault_duration,
         )
     except (BrokerConfigError, ValueError) as exc:
         parser.error(str(exc))

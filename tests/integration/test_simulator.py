@@ -31,6 +31,7 @@ from jupyter_iotcable.bridge.simulator import (
     SimulatorConfig,
     main,
     make_devices,
+    parse_args,
     run_simulator,
 )
 
@@ -143,7 +144,7 @@ def test_dropouts_silence_a_device_without_spending_sequence_numbers() -> None:
 
 
 def test_a_fault_raises_vibration_until_reset() -> None:
-    dev = device(fault_interval=5.0)
+    dev = device(fault_interval=5.0, fault_duration=0.0)
     readings = run_for(dev, 120)
     healthy = [float(r["vibration"]) for r in readings if r["status"] == "ok"]
     faulty = [float(r["vibration"]) for r in readings if r["status"] == "fault"]
@@ -153,6 +154,31 @@ def test_a_fault_raises_vibration_until_reset() -> None:
     dev.fault_interval = 0.0
     assert all(r["status"] == "ok" for r in run_for(dev, 10, start=5000.0))
     assert dev.command(b'{"reset": true, "setpoint": 22}') == "setpoint 22 C, reset (no fault)"
+
+
+def test_faults_clear_by_themselves() -> None:
+    """A device that is not reset recovers after a while, and faults again later."""
+    dev = device(fault_interval=20.0, fault_duration=10.0)
+    statuses = [r["status"] for r in run_for(dev, 1200)]
+    recoveries = sum(a == "fault" and b == "ok" for a, b in itertools.pairwise(statuses))
+    assert recoveries >= 10
+    # A fault lasts 5-15 s here, the time to the next one 20 s on average.
+    assert 0.15 < statuses.count("fault") / len(statuses) < 0.55
+
+
+def test_a_plant_left_alone_for_two_hours_is_mostly_healthy() -> None:
+    """With the defaults, most devices are healthy however long the demo runs (faults
+    used to last until a reset: after two hours nearly every device was faulted)."""
+    devices = make_devices(SimulatorConfig(devices=8, seed=11))
+    last_hour = []
+    for second in range(2 * 3600):
+        for dev in devices:
+            reading = dev.step(1.0, 1000.0 + second)
+            if reading is not None and second >= 3600:
+                last_hour.append(reading["status"])
+    assert sum(dev.fault for dev in devices) <= 3
+    assert last_hour.count("fault") / len(last_hour) < 0.25
+    assert "fault" in last_hour  # faults still happen
 
 
 @pytest.mark.parametrize(
@@ -211,6 +237,10 @@ def test_invalid_commands_are_refused_with_a_reason(payload: bytes, error: str) 
         ({"sites": ("lyon", "lyon")}, "sites must be unique, got lyon, lyon"),
         ({"fault_interval": -1.0}, "fault_interval must be a number of seconds >= 0, not -1.0"),
         (
+            {"fault_duration": float("nan")},
+            "fault_duration must be a number of seconds >= 0, not nan",
+        ),
+        (
             {"broker_url": "tcp://broker"},
             "the broker URL 'tcp://broker' has the scheme 'tcp'; "
             "expected mqtt:// (plain TCP) or mqtts:// (TLS)",
@@ -259,6 +289,11 @@ def test_the_password_is_not_in_the_config_repr() -> None:
             "--password-env: the environment variable IOTCABLE_TEST_UNSET_VARIABLE is not set",
         ),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (
+            ["--fault-duration", "-5"],
+            "fault_duration must be a number of seconds >= 0, not -5.0",
+        ),
+        (["--fault-interval", "often"], "argument --fault-interval: invalid float value: 'often'"),
     ],
 )
 def test_command_line_errors_exit_2_with_a_message(
@@ -268,6 +303,19 @@ def test_command_line_errors_exit_2_with_a_message(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"iotcable simulate: error: {error}"
+
+
+def test_fault_and_dropout_options_reach_the_devices() -> None:
+    config = parse_args(
+        ["--fault-interval", "60", "--fault-duration", "0", "--dropout-interval", "0"]
+    )
+    assert (config.fault_interval, config.fault_duration, config.dropout_interval) == (
+        60.0,
+        0.0,
+        0.0,
+    )
+    (dev, *_) = make_devices(config)
+    assert (dev.fault_interval, dev.fault_duration, dev.dropout_interval) == (60.0, 0.0, 0.0)
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
