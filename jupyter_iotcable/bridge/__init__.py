@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from .embedded import EmbeddedBroker, EmbeddedBrokerError
 from .mqtt import BridgeError, BrokerState, MqttBridge, MqttMessage
-from .settings import BrokerConfigError, BrokerSettings, parse_broker_url, redact
+from .settings import (
+    BrokerConfigError,
+    BrokerSettings,
+    default_client_id,
+    parse_broker_url,
+    redact,
+)
 from .simulator import SimulatorConfig, run_simulator
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "MqttBridge",
     "MqttMessage",
     "SimulatorConfig",
+    "default_client_id",
     "parse_broker_url",
     "redact",
     "run_simulator",

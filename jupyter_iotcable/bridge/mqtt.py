@@ -63,6 +63,22 @@ Without it, a broker that accepts and at once drops us (another client taking ov
 client id, a broker-side limit) would be hammered every ``backoff_base`` seconds.
 """
 
+TAKEOVER_DROPS = 3
+"""Connections in a row, each accepted by the broker and then closed by it, after which the
+bridge reports that another client uses its client id.
+
+A broker gives a client id to one connection at a time: when a second client connects with
+it, the broker closes the first one (mosquitto 2.0 simply closes the socket, EMQX and
+HiveMQ first say "session taken over"). Two servers sharing an id thus keep kicking each
+other out, and each receives only part of the readings. A broker that goes down does not
+look like this: the reconnect fails instead of being accepted at once. The count restarts
+when a connect fails or a connection outlasts twice the backoff cap (the longest the other
+client waits before taking the id back).
+"""
+
+CLIENT_ID_SETTING = "c.IoTCableApp.broker_client_id"
+"""Where the admin sets the client id (named in the takeover report)."""
+
 # CONNACK and DISCONNECT reason codes, as paho reports them for both protocol versions
 # (it maps the 3.1.1 return codes 4 and 5 to the MQTT 5 codes 0x86 and 0x87).
 _BAD_CREDENTIALS = frozenset({4, 0x86})
@@ -266,6 +282,8 @@ class MqttBridge:
         self._busy = 0.0
         self._load = 0.0
         self._overloaded = False
+        self._takeover_drops = 0
+        self._client_id_conflict: str | None = None
 
     # -- public API --------------------------------------------------------------------------
 
@@ -365,6 +383,7 @@ class MqttBridge:
             "dropped": self._inbox.dropped,
             "load": round(self._load, 3),
             "overloaded": self._overloaded,
+            "client_id_conflict": self._client_id_conflict is not None,
         }
 
     # -- connection loop ---------------------------------------------------------------------
@@ -398,7 +417,9 @@ class MqttBridge:
                 # The 3.1.1 fallback only sticks once it worked: the broker may just be slow.
                 self._protocol = None
             lasted = time.monotonic() - self._up_since if self._up_since is not None else 0.0
-            if lasted >= STABLE_CONNECTION:
+            # Two clients fighting over one id keep the full backoff, so that each takes
+            # the id back at most every backoff_cap seconds while the admin is told.
+            if lasted >= STABLE_CONNECTION and self._client_id_conflict is None:
                 failures = 0
             await asyncio.sleep(self._backoff(failures))
             failures += 1
@@ -590,13 +611,17 @@ class MqttBridge:
         self._connects += 1
         self._protocol_confirmed = True
         self._connected_since = self._clock()
-        self._last_error = None
+        # While another client takes our id over, each reconnect succeeds for a moment:
+        # the conflict stays the last error until a connection proves stable.
+        self._last_error = self._client_id_conflict
         self._connected.set()
-        self._set_state(
-            BrokerState.CONNECTED,
+        detail = (
             f"connected to {self._settings.address} with MQTT {_protocol_name(protocol)}, "
-            f"{len(self._filters)} filter(s) subscribed",
+            f"{len(self._filters)} filter(s) subscribed"
         )
+        if self._client_id_conflict is not None:
+            detail += f"; but {self._client_id_conflict}"
+        self._set_state(BrokerState.CONNECTED, detail)
 
     def _failed(self, exc: BaseException | None) -> None:
         was_connected = self.state is BrokerState.CONNECTED
@@ -608,12 +633,64 @@ class MqttBridge:
             reason = self._settings.redact(describe_error(exc, self._settings.address))
         if was_connected:
             self._disconnects += 1
-        if reason != self._last_error or was_connected:
+        in_conflict = self._client_id_conflict is not None
+        self._watch_takeover(exc)
+        if self._client_id_conflict is not None:
+            reason = self._client_id_conflict
+            if in_conflict:
+                # Reported once per episode: each takeover would otherwise log a warning.
+                logger.debug("MQTT broker: dropped again (%s)", reason)
+            else:
+                logger.warning("MQTT broker: %s", reason)
+        elif reason != self._last_error or was_connected:
             logger.warning("MQTT broker: %s; retrying with backoff", reason)
         else:
             logger.debug("MQTT broker: %s (again)", reason)
         self._last_error = reason
         self._set_state(BrokerState.RECONNECTING, reason)
+
+    def _watch_takeover(self, exc: BaseException | None) -> None:
+        """Count connections the broker accepted and then closed; name the likely cause."""
+        if self._up_since is None:
+            # The connect itself failed: the broker is down or refusing us, not taken over.
+            self._takeover_drops = 0
+            return
+        if time.monotonic() - self._up_since >= self._conflict_clears_after:
+            self._takeover_drops = 0
+            self._end_conflict()
+            return
+        address = self._settings.address
+        if exc is not None and _taken_over(exc):
+            evidence = f"{address} said another client took the session over"
+            self._takeover_drops = max(self._takeover_drops + 1, TAKEOVER_DROPS)
+        elif exc is not None and _connection_lost(exc):
+            self._takeover_drops += 1
+            evidence = (
+                f"{address} accepted and then dropped this connection "
+                f"{self._takeover_drops} times in a row"
+            )
+        else:
+            return
+        if self._takeover_drops >= TAKEOVER_DROPS and self._client_id_conflict is None:
+            self._client_id_conflict = (
+                f"another client uses client id {self._settings.client_id!r}: set "
+                f"{CLIENT_ID_SETTING} to an id unique to this server ({evidence})"
+            )
+
+    @property
+    def _conflict_clears_after(self) -> float:
+        """Seconds a connection must last to show that nobody else is using our id."""
+        return max(STABLE_CONNECTION, 2 * self._backoff_cap)
+
+    def _end_conflict(self) -> None:
+        if self._client_id_conflict is not None:
+            if self._last_error == self._client_id_conflict:
+                self._last_error = None
+            self._client_id_conflict = None
+            logger.info(
+                "MQTT broker: the connection with client id %r is stable again",
+                self._settings.client_id,
+            )
 
     def _set_state(self, state: BrokerState, reason: str) -> None:
         if state is self.state:
@@ -655,11 +732,37 @@ class MqttBridge:
                 )
             elif self._overloaded and not overloaded:
                 logger.info("MQTT bridge caught up (on_message busy %.0f%%)", 100 * self._load)
+            up_since = self._up_since
+            if (
+                self.state is BrokerState.CONNECTED
+                and up_since is not None
+                and now - up_since >= self._conflict_clears_after
+            ):
+                self._takeover_drops = 0
+                self._end_conflict()
             self._overloaded = overloaded
             self._busy = 0.0
             inbox.window_peak = inbox.backlog
             dropped_before = inbox.dropped
             window_start = now
+
+
+def _taken_over(exc: BaseException) -> bool:
+    """The broker said another client connected with our client id (MQTT 5 brokers may)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return (
+        isinstance(cause, aiomqtt.MqttCodeError) and _reason_value(cause.rc) == _SESSION_TAKEN_OVER
+    )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The socket just closed, with no reason given (how mosquitto drops a taken-over id)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, aiomqtt.MqttCodeError):
+        return _reason_value(cause.rc) in _CONNECTION_LOST
+    return isinstance(cause, aiomqtt.MqttError) and str(cause) == (
+        "Disconnected during message iteration"
+    )
 
 
 def _close_abandoned(client: aiomqtt.Client) -> None:

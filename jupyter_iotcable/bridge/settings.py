@@ -8,7 +8,12 @@ endless reconnect loop. The password never appears in ``repr``/``str`` of the se
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import math
+import os
+import re
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -17,6 +22,7 @@ __all__ = [
     "PROTOCOLS",
     "BrokerConfigError",
     "BrokerSettings",
+    "default_client_id",
     "parse_broker_url",
     "redact",
 ]
@@ -34,7 +40,34 @@ REDACTED = "***"
 
 
 class BrokerConfigError(ValueError):
-    """A broker setting that cannot work; the message says which one and why."""
+    """A broker setting that cannot work; the message says which one and why.
+
+    ``fields`` names the ``BrokerSettings`` fields at fault, so that a caller with its own
+    names for them (the server's ``c.IoTCableApp.broker_*``) can say which key to fix.
+    """
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def default_client_id(user: str, host: str, place: str) -> str:
+    """A client id for one server: the same on every restart, different for another server.
+
+    MQTT brokers allow one connection per client id; a second client with the same id
+    takes the session over, and two servers sharing an id would keep stealing it from
+    each other (each receiving part of the readings). ``user``, ``host`` and ``place``
+    (what tells two servers of one user on one host apart) are hashed, so the id is short
+    and shows no paths; the user name stays readable for the broker's admin.
+    """
+    digest = hashlib.sha256("\0".join((user, host, place)).encode()).hexdigest()[:12]
+    readable = re.sub(r"[^A-Za-z0-9_-]", "", user)[:16] or "user"
+    return f"jupyter-iotcable-{readable}-{digest}"
+
+
+def _process_client_id() -> str:
+    """The default for a ``BrokerSettings`` built without one: this user, host and directory."""
+    return default_client_id(getpass.getuser(), socket.gethostname(), os.getcwd())
 
 
 def _shown(url: str) -> str:
@@ -124,6 +157,8 @@ class BrokerSettings:
     ``client_id`` stays the same across restarts so that the broker keeps our session
     (subscriptions and the QoS 1 messages published while we were away) for
     ``session_expiry`` seconds; ``session_expiry=0`` asks for a clean session every time.
+    Its default is derived from the user, the host and the working directory (see
+    ``default_client_id``), never one fixed name that every process would share.
     ``protocol`` is ``auto`` (MQTT 5, falling back to 3.1.1 if the broker refuses it), ``5``
     or ``3.1.1``. ``timeout`` bounds the wait for the broker's answer to a CONNECT,
     SUBSCRIBE or PUBLISH.
@@ -132,7 +167,7 @@ class BrokerSettings:
     url: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    client_id: str = "jupyter-iotcable"
+    client_id: str = field(default_factory=_process_client_id)
     keepalive: int = 30
     session_expiry: int = 3600
     ca_certs: str | None = None
@@ -143,33 +178,43 @@ class BrokerSettings:
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        _host, _port, tls = parse_broker_url(self.url)
+        try:
+            _host, _port, tls = parse_broker_url(self.url)
+        except BrokerConfigError as exc:
+            raise BrokerConfigError(str(exc), "url") from None
         if self.password is not None and self.username is None:
-            raise BrokerConfigError("a broker password was given without a username")
+            raise BrokerConfigError("a broker password was given without a username", "password")
         if self.username is not None and not self.username:
-            raise BrokerConfigError("the broker username is empty; leave it unset instead")
+            raise BrokerConfigError(
+                "the broker username is empty; leave it unset instead", "username"
+            )
         if not self.client_id or len(self.client_id.encode()) > 65_535:
             raise BrokerConfigError(
-                "the MQTT client id must be a non-empty string of at most 65,535 bytes"
+                "the MQTT client id must be a non-empty string of at most 65,535 bytes",
+                "client_id",
             )
         if isinstance(self.keepalive, bool) or not 5 <= self.keepalive <= 65_535:
             raise BrokerConfigError(
-                f"keepalive must be between 5 and 65535 seconds, not {self.keepalive!r}"
+                f"keepalive must be between 5 and 65535 seconds, not {self.keepalive!r}",
+                "keepalive",
             )
         if isinstance(self.session_expiry, bool) or not (
             0 <= self.session_expiry <= MAX_SESSION_EXPIRY
         ):
             raise BrokerConfigError(
                 f"session_expiry must be between 0 and {MAX_SESSION_EXPIRY} seconds, "
-                f"not {self.session_expiry!r}"
+                f"not {self.session_expiry!r}",
+                "session_expiry",
             )
         if self.protocol not in PROTOCOLS:
             raise BrokerConfigError(
-                f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}"
+                f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}",
+                "protocol",
             )
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise BrokerConfigError(
-                f"timeout must be a positive number of seconds, not {self.timeout!r}"
+                f"timeout must be a positive number of seconds, not {self.timeout!r}",
+                "timeout",
             )
         tls_options = [
             name
@@ -179,10 +224,11 @@ class BrokerSettings:
         if tls_options and not tls:
             raise BrokerConfigError(
                 f"{', '.join(tls_options)} only apply to TLS connections; "
-                f"use an mqtts:// URL instead of {_shown(self.url)!r}"
+                f"use an mqtts:// URL instead of {_shown(self.url)!r}",
+                *tls_options,
             )
         if self.keyfile and not self.certfile:
-            raise BrokerConfigError("keyfile was given without certfile")
+            raise BrokerConfigError("keyfile was given without certfile", "keyfile")
 
     @property
     def host(self) -> str:

@@ -32,6 +32,7 @@ from jupyter_iotcable.bridge import (
     BrokerState,
     MqttBridge,
     MqttMessage,
+    default_client_id,
     parse_broker_url,
     redact,
 )
@@ -508,6 +509,85 @@ async def test_reconnects_by_itself_and_resubscribes(mosquitto: Mosquitto) -> No
     assert status["last_error"] is None
 
 
+def conflict_of(bridge: MqttBridge) -> bool:
+    return bool(bridge.status()["client_id_conflict"])
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.asyncio
+async def test_two_bridges_sharing_a_client_id_report_the_takeover(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture, protocol: str
+) -> None:
+    """mosquitto closes the older connection whenever a client reuses its id: both bridges
+    are accepted and dropped in turn, and say so instead of silently splitting readings."""
+    caplog.set_level(logging.INFO, logger="jupyter_iotcable.bridge")
+    settings = settings_for(mosquitto, client_id="shared-id", protocol=protocol)
+    options: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.4}
+    first = MqttBridge(settings, ["plant/#"], Inbox(), **options)
+    second = MqttBridge(settings, ["plant/#"], Inbox(), **options)
+    async with running(first):
+        assert await first.wait_connected(10)
+        async with running(second):
+            await eventually(
+                lambda: conflict_of(first) and conflict_of(second), 30, "both to report"
+            )
+            reports = [first.status(), second.status()]
+        # The other client is gone: once the connection has lasted, the report clears.
+        await eventually(lambda: not conflict_of(first), 30, "the conflict to clear")
+        assert first.status()["last_error"] is None
+    for status in reports:
+        assert isinstance(status["last_error"], str)
+        assert status["last_error"].startswith(
+            "another client uses client id 'shared-id': set c.IoTCableApp.broker_client_id "
+            f"to an id unique to this server (127.0.0.1:{mosquitto.port} accepted and then "
+            "dropped this connection 3 times in a row)"
+        )
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "another client uses" in r.getMessage()
+    ]
+    # One warning per bridge and episode, not one per takeover.
+    assert len(warnings) == 2, warnings
+    assert any("is stable again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.asyncio
+async def test_bridges_with_their_own_client_ids_share_a_broker(mosquitto: Mosquitto) -> None:
+    inboxes = [Inbox(), Inbox()]
+    bridges = [
+        MqttBridge(settings_for(mosquitto, client_id=f"server-{i}"), ["plant/#"], inbox)
+        for i, inbox in enumerate(inboxes)
+    ]
+    async with running(bridges[0]), running(bridges[1]):
+        for bridge in bridges:
+            assert await bridge.wait_connected(10)
+        sent = [f"r{i}".encode() for i in range(50)]
+        await asyncio.to_thread(publish_many, mosquitto.port, "plant/lyon/pump1/env", sent)
+        for inbox in inboxes:
+            await inbox.wait_for(50)
+        statuses = [bridge.status() for bridge in bridges]
+    assert [inbox.payloads for inbox in inboxes] == [sent, sent]
+    assert [(s["connects"], s["client_id_conflict"]) for s in statuses] == [(1, False)] * 2
+
+
+def test_default_client_ids_are_stable_and_per_server() -> None:
+    one = default_client_id("ann", "lab-host", "8888:/home/ann")
+    assert one == default_client_id("ann", "lab-host", "8888:/home/ann"), "stable"
+    assert one.startswith("jupyter-iotcable-ann-")
+    others = {
+        default_client_id("bob", "lab-host", "8888:/home/ann"),
+        default_client_id("ann", "other-host", "8888:/home/ann"),
+        default_client_id("ann", "lab-host", "8889:/home/ann"),
+        default_client_id("ann", "lab-host", "8888:/srv/project"),
+    }
+    assert one not in others and len(others) == 4
+    # Readable for the broker admin, short, no path or odd characters.
+    odd = default_client_id("ann.o'neil@corp", "h", "/very/long/" + "x" * 500)
+    assert odd.startswith("jupyter-iotcable-annoneilcorp-") and len(odd) <= 64
+    assert BrokerSettings("mqtt://broker").client_id != "jupyter-iotcable"
+
+
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 @pytest.mark.asyncio
 async def test_persistent_session_keeps_messages_published_while_stopped(
@@ -788,7 +868,9 @@ async def test_slow_on_message_is_reported_and_nothing_is_lost(
 
 def test_status_is_json_safe_and_complete() -> None:
     bridge = MqttBridge(
-        BrokerSettings("mqtt://127.0.0.1:1", username="u", password="hidden-pw"),
+        BrokerSettings(
+            "mqtt://127.0.0.1:1", username="u", password="hidden-pw", client_id="status-test"
+        ),
         ["a/#"],
         Inbox(),
         clock=lambda: 42.0,
@@ -800,7 +882,7 @@ def test_status_is_json_safe_and_complete() -> None:
         "broker": "127.0.0.1:1",
         "tls": False,
         "protocol": None,
-        "client_id": "jupyter-iotcable",
+        "client_id": "status-test",
         "filters": ["a/#"],
         "connected_since": None,
         "last_change": 42.0,
@@ -816,4 +898,5 @@ def test_status_is_json_safe_and_complete() -> None:
         "dropped": 0,
         "load": 0.0,
         "overloaded": False,
+        "client_id_conflict": False,
     }
