@@ -31,6 +31,7 @@ from .messages import (
     StreamPosition,
     Subprotocol,
     decode_json,
+    finite_float,
 )
 
 if TYPE_CHECKING:
@@ -666,10 +667,6 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _opt_int(frame: Mapping[str, object], key: str) -> int | None:
     value = frame.get(key)
     if value is None:
@@ -694,7 +691,8 @@ def _data_row(frame: Mapping[str, object]) -> Row:
     if not isinstance(message, dict):
         raise _malformed(f'data frame "message" must be an object, got {describe(message)}')
     time = message.get("time")
-    if not _is_number(time):
+    seconds = finite_float(time)
+    if seconds is None:
         raise _malformed(f'data frame "message.time" must be unix seconds, got {describe(time)}')
     topic = message.get("topic")
     if not isinstance(topic, str):
@@ -704,7 +702,7 @@ def _data_row(frame: Mapping[str, object]) -> Row:
     error = message.get("error")
     if error is not None and not isinstance(error, str):
         raise _malformed(f'data frame "message.error" must be a string, got {describe(error)}')
-    return (offset, float(time), topic, message["payload"], error)
+    return (offset, seconds, topic, message["payload"], error)
 
 
 def _batch_rows(batch: object) -> tuple[Row, ...]:
@@ -729,10 +727,11 @@ def _batch_row(index: int, raw: object) -> Row:
     error = raw[4] if len(raw) == 5 else None
     if not _is_int(offset):
         raise _malformed(f"batch row {index}: offset must be an integer, got {describe(offset)}")
-    if not _is_number(time):
+    seconds = finite_float(time)
+    if seconds is None:
         raise _malformed(f"batch row {index}: time must be unix seconds, got {describe(time)}")
     if not isinstance(topic, str):
         raise _malformed(f"batch row {index}: topic must be a string, got {describe(topic)}")
     if error is not None and not isinstance(error, str):
         raise _malformed(f"batch row {index}: error must be a string, got {describe(error)}")
-    return (offset, float(time), topic, payload, error)
+    return (offset, seconds, topic, payload, error)

@@ -61,8 +61,13 @@ def describe(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, float):
         return excerpt(repr(value))
+    if isinstance(value, int):
+        try:
+            return excerpt(repr(value))
+        except ValueError:  # past Python's int-to-text limit (4300 digits)
+            return f"an integer of {value.bit_length():,} bits"
     if isinstance(value, str):
         return f'the string "{excerpt(value)}"' if value else "an empty string"
     if isinstance(value, list):

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .codec import explain_decode_error
-from .errors import RemoteProtocolError, describe
+from .errors import LocalProtocolError, RemoteProtocolError, describe
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,6 +34,7 @@ __all__ = [
     "Subprotocol",
     "choose_subprotocol",
     "decode_json",
+    "finite_float",
 ]
 
 
@@ -190,6 +191,11 @@ class HistoryRequest:
     streams: Mapping[str, StreamPosition] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.since is not None and not _is_unix_time(self.since):
+            # Caught here, not when the command fails to encode as JSON later.
+            raise LocalProtocolError(
+                f"history since must be unix seconds (a finite number >= 0), got {self.since!r}"
+            )
         object.__setattr__(self, "streams", _frozen(self.streams))
 
     def to_wire(self) -> dict[str, object]:
@@ -233,13 +239,24 @@ class HistoryRequest:
         )
 
 
+def finite_float(value: object) -> float | None:
+    """A JSON number as a finite float, or ``None`` if it is not a number or is too big.
+
+    Never raises: a codec other than ours may hand over NaN, infinities or integers of
+    hundreds of digits, on which ``float()`` and ``math.isfinite`` raise ``OverflowError``.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _is_unix_time(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+    seconds = finite_float(value)
+    return seconds is not None and seconds >= 0
 
 
 def _position_from_wire(stream_id: str, value: object) -> StreamPosition:

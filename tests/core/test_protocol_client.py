@@ -756,6 +756,63 @@ def test_frames_the_client_cannot_understand_become_server_errors(
     assert conn.subscriptions[ID].state is SubscriptionState.CONFIRMED
 
 
+HUGE = "1" + "0" * 400  # beyond the largest 64-bit float
+
+
+def time_frames(time: str) -> list[str]:
+    """A batch frame and a data frame whose row time is ``time`` (JSON text)."""
+    identifier = json.dumps(ID)
+    return [
+        f'{{"identifier":{identifier},"batch":[[1,{time},"t",0]],"stream_id":"s","epoch":"e"}}',
+        f'{{"identifier":{identifier},"message":{{"topic":"t","time":{time},"payload":0}},'
+        '"stream_id":"s","epoch":"e","offset":2}',
+    ]
+
+
+@pytest.mark.parametrize(("time", "shown"), [(HUGE, HUGE[:17] + "..."), ("-1e400", "-1e400")])
+def test_a_row_time_beyond_a_float_is_a_server_error(time: str, shown: str) -> None:
+    conn = live()
+    for text in time_frames(time):
+        conn.receive_text(text, T0)
+    error = f"frame is not usable JSON: the number {shown} does not fit a 64-bit float"
+    assert conn.events_received() == [ServerError("malformed_frame", error)] * 2
+    assert conn.positions(ID) == {}
+
+
+class PermissiveCodec:
+    """A codec that lets through what ours refuse (NaN, Infinity, 400-digit integers)."""
+
+    def dumps(self, obj: object) -> str:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+    def loads(self, text: str | bytes) -> object:
+        return json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("time", "shown"),
+    [(HUGE, HUGE[:57] + "..."), ("1e400", "inf"), ("-Infinity", "-inf"), ("NaN", "nan")],
+)
+def test_a_codec_that_lets_huge_times_through_still_gets_server_errors(
+    time: str, shown: str
+) -> None:
+    conn = ClientConnection(codec=PermissiveCodec())
+    conn.connection_opened(T0)
+    conn.subscribe("telemetry", topic="plant/+/+/env")
+    receive(conn, type="welcome", sid="s1")
+    receive(conn, type="confirm_subscription", identifier=ID)
+    conn.events_received()
+    for text in time_frames(time):
+        conn.receive_text(text, T0)
+    assert conn.events_received() == [
+        ServerError("malformed_frame", f"batch row 0: time must be unix seconds, got {shown}"),
+        ServerError(
+            "malformed_frame", f'data frame "message.time" must be unix seconds, got {shown}'
+        ),
+    ]
+    assert conn.positions(ID) == {}
+
+
 def test_a_second_welcome_is_reported_not_obeyed() -> None:
     conn = live()
     receive(conn, type="welcome", sid="other")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import orjson
 import pytest
 
 from jupyter_iotcable.protocol import (
@@ -97,6 +98,40 @@ def test_decode_json_says_why(text: str | bytes, expected: str) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         decode_json(text, JSON_CODEC)
     assert (info.value.code, info.value.message) == ("malformed_json", expected)
+
+
+HUGE = "1" + "0" * 400  # beyond the largest 64-bit float (about 1.8e308)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (HUGE, HUGE[:17] + "..."),
+        ("[-" + HUGE + "]", "-" + HUGE[:16] + "..."),
+        ('{"since":1e400}', "1e400"),
+        ("-1E+400", "-1E+400"),
+        ("9" * 400 + ".5", "9" * 17 + "..."),
+    ],
+)
+def test_json_codec_refuses_numbers_a_64_bit_float_cannot_hold(text: str, shown: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_json(text, JSON_CODEC)
+    assert (info.value.code, info.value.message) == (
+        "malformed_json",
+        f"frame is not usable JSON: the number {shown} does not fit a 64-bit float",
+    )
+    # orjson, which the server injects, refuses the same texts: both codecs agree.
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["9" * 308, "-" + "9" * 308, str(2**64), "1e308", "-1.7976931348623157e308", "1e-400"]
+)
+def test_json_codec_keeps_numbers_that_fit(text: str) -> None:
+    value = decode_json(text, JSON_CODEC)
+    assert value == json.loads(text)
+    assert type(value) is type(json.loads(text))  # integers stay integers
 
 
 def test_decode_json_accepts_utf8_bytes_and_surrogate_pairs() -> None:
@@ -203,6 +238,15 @@ def test_history_request_round_trips_in_spec_key_order() -> None:
     }
 
 
+@pytest.mark.parametrize("since", [float("nan"), float("inf"), -1.0])
+def test_history_request_refuses_a_since_that_is_not_unix_seconds(since: float) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        HistoryRequest(since=since)
+    assert str(info.value) == (
+        f"history since must be unix seconds (a finite number >= 0), got {since!r}"
+    )
+
+
 H_EXAMPLE = '{"since": 1700000000} or {"streams": {"telemetry": {"offset": 41, "epoch": "e1"}}}'
 
 
@@ -220,6 +264,24 @@ H_EXAMPLE = '{"since": 1700000000} or {"streams": {"telemetry": {"offset": 41, "
         ),
         ({"since": -1}, 'history "since" must be unix seconds (a finite number >= 0), got -1'),
         ({"since": True}, 'history "since" must be unix seconds (a finite number >= 0), got true'),
+        # A codec other than ours may let these through; the check must not overflow.
+        (
+            {"since": 10**400},
+            f'history "since" must be unix seconds (a finite number >= 0), got {"1" + "0" * 56}...',
+        ),
+        (
+            {"since": -(10**5000)},
+            'history "since" must be unix seconds (a finite number >= 0), '
+            "got an integer of 16,610 bits",
+        ),
+        (
+            {"since": float("inf")},
+            'history "since" must be unix seconds (a finite number >= 0), got inf',
+        ),
+        (
+            {"since": float("nan")},
+            'history "since" must be unix seconds (a finite number >= 0), got nan',
+        ),
         (
             {"streams": [1]},
             'history "streams" must be an object {STREAM_ID: {"offset": int, "epoch": str}}, '

@@ -515,6 +515,56 @@ def test_bad_history_is_rejected_by_the_machine() -> None:
     ]
 
 
+class PermissiveCodec:
+    """A codec that lets through what ours refuse (NaN, Infinity, 400-digit integers)."""
+
+    def dumps(self, obj: object) -> str:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+    def loads(self, text: str | bytes) -> object:
+        return json.loads(text)
+
+
+HUGE = "1" + "0" * 400  # beyond the largest 64-bit float
+
+
+def test_a_number_beyond_a_float_in_history_is_answered_not_raised() -> None:
+    conn = subscribed(Subprotocol.EXT)
+    conn.receive_text(
+        f'{{"command":"history","identifier":{json.dumps(ID)},"history":{{"since":{HUGE}}}}}'
+    )
+    conn.receive_text(
+        f'{{"command":"subscribe","identifier":{json.dumps(OTHER)},"history":{{"since":1e400}}}}'
+    )
+    assert conn.events_received() == []
+    assert [frame["message"] for frame in sent(conn)] == [
+        f"frame is not usable JSON: the number {HUGE[:17]}... does not fit a 64-bit float",
+        "frame is not usable JSON: the number 1e400 does not fit a 64-bit float",
+    ]
+
+
+@pytest.mark.parametrize("number", [HUGE, "1e400", "-Infinity", "NaN"])
+def test_a_codec_that_lets_huge_numbers_through_still_gets_reject_history(number: str) -> None:
+    conn = ServerConnection(Subprotocol.EXT, "sid-1", codec=PermissiveCodec())
+    conn.welcome()
+    send(conn, command="subscribe", identifier=ID)
+    conn.events_received()
+    conn.confirm_subscription(ID)
+    conn.data_to_send()
+    conn.receive_text(
+        f'{{"command":"history","identifier":{json.dumps(ID)},"history":{{"since":{number}}}}}'
+    )
+    conn.receive_text(
+        f'{{"command":"subscribe","identifier":{json.dumps(OTHER)},"history":{{"since":{number}}}}}'
+    )
+    assert conn.events_received() == [SubscribeRequested(OTHER, ChannelRef("commands", {}), None)]
+    conn.confirm_subscription(OTHER)
+    reasons = [frame.get("reason") for frame in sent(conn)]
+    shown = {"1e400": "inf", "-Infinity": "-inf", "NaN": "nan"}.get(number, HUGE[:57] + "...")
+    reason = f'history "since" must be unix seconds (a finite number >= 0), got {shown}'
+    assert reasons == [reason, None, reason]
+
+
 def test_duplicate_subscribe_with_history_asks_the_application_for_the_history_only() -> None:
     conn = subscribed(Subprotocol.EXT)
     send(conn, command="subscribe", identifier=ID, history=HISTORY)
