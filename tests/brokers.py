@@ -4,12 +4,18 @@ The machine may run its own mosquitto on 1883; tests never use it. Each ``Mosqui
 writes a config into a temporary directory so a test can set credentials, ACLs and
 queue limits, and can stop (SIGKILL, like a crash) and start the broker again on the
 same port with the same persistence file (so QoS 1 sessions survive a restart).
+
+Mosquitto writes its persistence file only every ``autosave_interval`` (in whole seconds,
+so up to twice that apart), on SIGUSR1 and on a clean stop. State changed since the last
+save (messages acknowledged, sessions) is lost on a crash: a test that kills the broker
+and expects an exact outcome calls :meth:`Mosquitto.save` first.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -26,6 +32,14 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 @dataclass
@@ -52,6 +66,10 @@ class Mosquitto:
     @property
     def log_path(self) -> Path:
         return self.workdir / "mosquitto.log"
+
+    @property
+    def persistence_path(self) -> Path:
+        return self.workdir / "mosquitto.db"
 
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +126,23 @@ class Mosquitto:
             except OSError:
                 time.sleep(0.05)
         raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
+
+    def save(self, timeout: float = 10.0) -> None:
+        """Make the broker write its persistence file now, and wait until it has.
+
+        SIGUSR1 asks mosquitto to save at the end of its current loop iteration, so the
+        file reflects every packet it had processed when the signal came. Mosquitto
+        writes a new file and renames it over the old one: a new inode or modification
+        time says the save is done.
+        """
+        assert self.process is not None and self.process.poll() is None, "broker not running"
+        before = _file_identity(self.persistence_path)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while _file_identity(self.persistence_path) == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mosquitto did not save {self.persistence_path} in {timeout}s")
+            time.sleep(0.01)
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would (SIGKILL)."""
