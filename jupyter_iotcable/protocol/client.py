@@ -188,6 +188,16 @@ class SubscriptionStatus:
     """Why the server rejected it."""
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A history request sent and not answered yet, with the positions held when it was
+    sent: a gap it is rejected with starts there, even if the rows the server still keeps
+    arrive before the reject and move the positions on."""
+
+    request: HistoryRequest
+    held: Mapping[str, StreamPosition]
+
+
 @dataclass
 class _Subscription:
     ref: ChannelRef
@@ -202,7 +212,7 @@ class _Subscription:
     # Whether the server heard of it on the current connection.
     sent: bool = False
     # History requests sent on this connection and not answered yet, oldest first.
-    inflight: deque[HistoryRequest] = field(default_factory=deque)
+    inflight: deque[_Asked] = field(default_factory=deque)
     # Lowest offset received per stream in the current epoch. Together with the last
     # offset it brackets what the client holds: rows above are new, rows below are a
     # backfill (``history`` by ``since`` on a live subscription), rows inside are
@@ -382,14 +392,14 @@ class ClientConnection:
     def _send_subscribe(self, identifier: str, sub: _Subscription) -> None:
         request = self._catch_up(sub)
         if request is not None:
-            sub.inflight.append(request)
+            sub.inflight.append(_Asked(request, dict(sub.positions)))
         sub.state = SubscriptionState.PENDING
         sub.sent = True
         wire = request.to_wire() if request is not None else None
         self._send(SubscribeCommand(identifier, wire).to_wire())
 
     def _send_history(self, identifier: str, sub: _Subscription, request: HistoryRequest) -> None:
-        sub.inflight.append(request)
+        sub.inflight.append(_Asked(request, dict(sub.positions)))
         self._send(HistoryCommand(identifier, request.to_wire()).to_wire())
 
     def _catch_up(self, sub: _Subscription) -> HistoryRequest | None:
@@ -549,30 +559,55 @@ class ClientConnection:
         if stream_id is None or epoch is None:
             self._events.append(Gap(identifier, None, reason, False, None, None))
             return
+        asked_from = asked.request.streams.get(stream_id) if asked is not None else None
+        # The gap starts after what the request asked from, else after what was held when
+        # it was sent: rows sent just before this reject may have moved the position since.
+        if asked is None:  # a reject nobody asked for: all we know is the position now
+            held = sub.positions.get(stream_id)
+        elif asked_from is not None:
+            held = asked_from
+        else:
+            held = asked.held.get(stream_id)
+        self._report_rejected(identifier, sub, stream_id, epoch, held, reason, available_from)
+        if available_from is None or sub.state is not SubscriptionState.CONFIRMED:
+            return
+        wanted = StreamPosition(epoch, available_from - 1)
+        if (
+            asked_from is not None
+            and asked_from.epoch == epoch
+            and asked_from.offset >= wanted.offset
+        ):
+            return  # that was already the request: asking again would loop
+        self._send_history(identifier, sub, HistoryRequest(streams={stream_id: wanted}))
+
+    def _report_rejected(
+        self,
+        identifier: str,
+        sub: _Subscription,
+        stream_id: str,
+        epoch: str,
+        held: StreamPosition | None,
+        reason: str,
+        available_from: int | None,
+    ) -> None:
+        """Record the gap a ``reject_history`` about a stream reports, once per restart.
+
+        ``held`` is the position the gap starts after (``None``: nothing was held).
+        """
         known = sub.positions.get(stream_id)
-        epoch_changed = known is not None and known.epoch != epoch
+        epoch_changed = held is not None and held.epoch != epoch
+        if epoch_changed and known is not None and known.epoch == epoch:
+            # Rows of the new epoch came first (the server sends what it keeps, then the
+            # reject) and _accept_rows has reported this restart: one restart, one gap.
+            return
+        after_offset = held.offset if held is not None else None
         self._events.append(
-            Gap(
-                identifier,
-                stream_id,
-                reason,
-                epoch_changed,
-                known.offset if known is not None else None,
-                available_from,
-                epoch,
-            )
+            Gap(identifier, stream_id, reason, epoch_changed, after_offset, available_from, epoch)
         )
         if epoch_changed:
             # What follows comes from the new epoch; do not report its change twice.
             start = available_from - 1 if available_from is not None else -1
-            sub.positions[stream_id] = StreamPosition(epoch, start)
-        if available_from is None or sub.state is not SubscriptionState.CONFIRMED:
-            return
-        wanted = StreamPosition(epoch, available_from - 1)
-        previous = asked.streams.get(stream_id) if asked is not None else None
-        if previous is not None and previous.epoch == epoch and previous.offset >= wanted.offset:
-            return  # that was already the request: asking again would loop
-        self._send_history(identifier, sub, HistoryRequest(streams={stream_id: wanted}))
+            _restart_stream(sub, stream_id, StreamPosition(epoch, start))
 
     def _on_identified(self, frame: dict[str, object]) -> None:
         """A frame without ``type``: a batch, a data frame or a transmission."""
@@ -620,8 +655,7 @@ class ClientConnection:
                 )
             )
             known = StreamPosition(epoch, -1)
-            sub.positions[stream_id] = known
-            sub.floors.pop(stream_id, None)
+            _restart_stream(sub, stream_id, known)
         if known is not None:
             floor = sub.floors.get(stream_id, known.offset + 1)
             rows = tuple(row for row in rows if row[0] > known.offset or row[0] < floor)
@@ -632,6 +666,13 @@ class ClientConnection:
             sub.floors[stream_id] = min(sub.floors.get(stream_id, lowest), lowest)
         if rows or dropped:
             self._events.append(RowsReceived(identifier, stream_id, epoch, rows, dropped))
+
+
+def _restart_stream(sub: _Subscription, stream_id: str, position: StreamPosition) -> None:
+    """Hold ``position`` of a new epoch, and nothing of the old one: offsets start again,
+    so the old epoch's lowest offset must not make new rows look like duplicates."""
+    sub.positions[stream_id] = position
+    sub.floors.pop(stream_id, None)
 
 
 # -- field checks: each raises RemoteProtocolError("malformed_frame") -------------------------

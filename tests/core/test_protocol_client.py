@@ -419,6 +419,91 @@ def test_reject_history_from_a_new_epoch() -> None:
     assert conn.events_received() == [RowsReceived(ID, "telemetry", "e2", (row(0), row(1)), 0)]
 
 
+def test_a_new_epoch_from_reject_history_forgets_the_old_epochs_lowest_offset() -> None:
+    # /tmp/audit2/floors.py: rows 5..10 of e1 made 5 the lowest offset held; after the
+    # restart, a backfill of e2 below the live rows must not be cut at that old 5.
+    conn = live()
+    batch(conn, list(range(5, 11)))
+    conn.request_history(ID)
+    conn.data_to_send()
+    receive(
+        conn,
+        type="reject_history",
+        identifier=ID,
+        reason="restarted",
+        stream_id="telemetry",
+        epoch="e2",
+        available_from=None,
+    )
+    batch(conn, [20, 21], epoch="e2")  # live rows of the new epoch
+    conn.request_history(ID, since=0.0)
+    batch(conn, list(range(22)), epoch="e2")  # the backfill: 0..19 are new, 20, 21 held
+    events = conn.events_received()
+    assert events[-1] == RowsReceived(ID, "telemetry", "e2", tuple(row(o) for o in range(20)), 0)
+    assert conn.positions(ID) == {"telemetry": StreamPosition("e2", 21)}
+
+
+def test_a_restart_whose_kept_rows_come_before_the_reject_is_one_gap() -> None:
+    # The jupyter-iotcable server sends the rows it keeps, then reject_history: the rows
+    # of the new epoch report the restart, and the reject must not report it again (with
+    # an after_offset taken from those new rows).
+    conn = live()
+    batch(conn, [10])
+    conn.connection_lost(T0)
+    conn.connection_opened(T0)
+    receive(conn, type="welcome", sid="s2")
+    assert commands(conn)[0]["history"] == {"streams": {"telemetry": {"offset": 10, "epoch": "e1"}}}
+    receive(conn, type="confirm_subscription", identifier=ID)
+    batch(conn, [3, 4], epoch="e2")
+    receive(
+        conn,
+        type="reject_history",
+        identifier=ID,
+        reason="epoch e1 is gone",
+        stream_id="telemetry",
+        epoch="e2",
+        available_from=3,
+    )
+    events = conn.events_received()
+    gaps = [event for event in events if isinstance(event, Gap)]
+    assert gaps == [
+        Gap(
+            ID,
+            "telemetry",
+            "stream telemetry restarted (epoch e1 -> e2): "
+            "readings after offset 10 of the old epoch may be missing",
+            True,
+            10,
+            None,
+            "e2",
+        )
+    ]
+    assert events[-1] == RowsReceived(ID, "telemetry", "e2", (row(3), row(4)), 0)
+    assert conn.positions(ID) == {"telemetry": StreamPosition("e2", 4)}
+
+
+def test_a_gap_starts_where_the_request_asked_even_if_kept_rows_came_first() -> None:
+    conn = live()
+    batch(conn, [10])
+    conn.request_history(ID)  # from offset 10
+    conn.request_history(ID, since=T0 - 60)
+    conn.data_to_send()
+    batch(conn, [100, 101])  # what the server still keeps, sent before its answers
+    for _ in range(2):
+        receive(
+            conn,
+            type="reject_history",
+            identifier=ID,
+            reason="offsets up to 99 are gone",
+            stream_id="telemetry",
+            epoch="e1",
+            available_from=100,
+        )
+    assert [event for event in conn.events_received() if isinstance(event, Gap)] == [
+        Gap(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1")
+    ] * 2
+
+
 def test_reject_history_with_nothing_kept_asks_nothing() -> None:
     conn = live()
     conn.request_history(ID, since=T0 - 10)

@@ -45,9 +45,11 @@ class App:
 
     limit: int
     # Servers may repeat themselves: resend this many rows before the asked position,
-    # and push what is still kept right after a reject_history. The client must cope.
+    # and push what is still kept right after a reject_history (as AnyCable may) or right
+    # before it (as the jupyter-iotcable server does). The client must cope.
     overlap: int = 0
     push_after_reject: bool = False
+    push_before_reject: bool = False
     epoch_number: int = 1
     next_offset: int = 0
     ring: deque[Row] = field(default_factory=deque)
@@ -108,6 +110,8 @@ class App:
             gone = evicted or since < self.started
             rows = [r for r in self.ring if r[1] >= since]
         if gone:
+            if self.push_before_reject and self.ring:
+                conn.send_rows(identifier, STREAM, self.epoch, list(self.ring))
             conn.reject_history(
                 identifier,
                 f"readings are gone; oldest kept: {oldest}",
@@ -155,10 +159,12 @@ def test_every_reading_arrives_once_in_order_or_is_reported_lost(
     subprotocol: Subprotocol, seed: int
 ) -> None:
     rng = random.Random(seed)
+    push = rng.choice(["no", "no", "before", "after"])
     app = App(
         limit=rng.choice([3, 8, 30]),
         overlap=rng.choice([0, 0, 2]),
-        push_after_reject=rng.random() < 0.3,
+        push_after_reject=push == "after",
+        push_before_reject=push == "before",
     )
     now = 1_700_000_000.0
     client = ClientConnection(subprotocol=subprotocol, backoff=Backoff(rng=rng))
@@ -172,11 +178,15 @@ def test_every_reading_arrives_once_in_order_or_is_reported_lost(
     held: list[str | None] = [None]
 
     def note(new_events: list[object]) -> list[object]:
+        # A gap describes what the client held when it asked, before this exchange: rows
+        # the server sends just before its reject_history must not count as held then.
+        # (One exchange is one connection's pump, so its epoch changes at most once.)
+        held_before = held[0]
         for event in new_events:
             if isinstance(event, RowsReceived) and event.rows:
                 held[0] = event.epoch
             elif isinstance(event, Gap):
-                gaps.append(GapSeen(event, held[0], app.next_offset))
+                gaps.append(GapSeen(event, held_before, app.next_offset))
                 if event.epoch_changed:
                     held[0] = event.epoch
         return new_events
@@ -227,6 +237,14 @@ def test_every_reading_arrives_once_in_order_or_is_reported_lost(
     missing = set(published) - set(received)
     unreported = sorted(p for p in missing if not any(covers(g, p) for g in gaps))
     assert unreported == [], f"lost without a gap report: {unreported}"
+    # One restart, at most one report of it; and a gap within an epoch ends after it starts.
+    restarts = app.epoch_number - 1
+    assert sum(seen.gap.epoch_changed for seen in gaps) <= restarts, gaps
+    for seen in gaps:
+        gap = seen.gap
+        after, available = gap.after_offset, gap.available_from
+        if not gap.epoch_changed and after is not None and available is not None:
+            assert after < available, gap
 
 
 @dataclass(frozen=True)
@@ -336,5 +354,40 @@ def test_a_restart_reported_by_reject_history_is_one_gap_then_everything_kept() 
         SubscriptionConfirmed(identifier, {"format": "json"}),
         Gap(identifier, "telemetry", "readings are gone; oldest kept: 0", True, 2, 0, "e2"),
         RowsReceived(identifier, "telemetry", "e2", tuple(kept), 0),
+        HistoryConfirmed(identifier),
+    ]
+
+
+def test_a_restart_whose_kept_rows_come_before_the_reject_is_one_gap() -> None:
+    # What the jupyter-iotcable server does: the rows it keeps, then reject_history.
+    server, client, app = connect(Subprotocol.IOTCABLE)
+    app.push_before_reject = True
+    identifier = client.subscribe("telemetry")
+    pump(server, client, app, 0.0)
+    for t in range(3):
+        app.live(server, app.publish(float(t)))
+    pump(server, client, app, 3.0)
+    client.connection_lost(4.0)
+    app.restart(4.0)
+    kept = [app.publish(5.0 + t) for t in range(4)]
+    client.connection_opened(10.0)
+    server = ServerConnection(Subprotocol.IOTCABLE, "sid-2")
+    server.welcome()
+    events = pump(server, client, app, 10.0)
+    assert events == [
+        Welcomed("sid-2", False, ()),
+        SubscriptionConfirmed(identifier, {"format": "json"}),
+        Gap(
+            identifier,
+            "telemetry",
+            "stream telemetry restarted (epoch e1 -> e2): "
+            "readings after offset 2 of the old epoch may be missing",
+            True,
+            2,
+            None,
+            "e2",
+        ),
+        RowsReceived(identifier, "telemetry", "e2", tuple(kept), 0),
+        # Asking again from available_from is harmless: those rows are held already.
         HistoryConfirmed(identifier),
     ]
