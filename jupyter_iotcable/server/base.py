@@ -2,21 +2,20 @@
 
 Jupyter's IdentityProvider authenticates as for every other endpoint. In addition the
 iotcable handlers (and only they) accept the kernel token the extension minted, which
-kernels inherit as ``IOTCABLE_TOKEN``. Authorization has two layers: the server's
-Authorizer (resource ``iotcable``, actions ``read`` and ``write``, so a JupyterHub
-custom scope can gate it) and the channel's principals.
+kernels inherit as ``IOTCABLE_TOKEN``; it acts as the server's owner. Authorization has
+two layers, for every request whatever its credential: the server's Authorizer (resource
+``iotcable``, actions ``read`` and ``write``, so a JupyterHub custom scope can gate it) and
+the channel's principals.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-from jupyter_server.auth import User
 from jupyter_server.utils import ensure_async
 from tornado import web
 
-from .auth import Identity, allowed, identity_of, request_token
+from .auth import HubOwner, Identity, allowed, identity_of, kernel_token_user, request_token
 
 if TYPE_CHECKING:
     from .engine import CableEngine
@@ -38,10 +37,21 @@ class IoTCableAuthMixin:
                 raise web.HTTPError(403)
             self._via_kernel_token = True
             owner = self.settings["iotcable_owner"]  # type: ignore[attr-defined]
-            user = User(username=owner, name=owner, display_name=owner)
+            user = kernel_token_user(owner, self._hub_owner)
             self.current_user = self._jupyter_current_user = user
             return None
-        return await super().prepare(*args, **kwargs)  # type: ignore[misc]
+        result = await super().prepare(*args, **kwargs)  # type: ignore[misc]
+        if self._hub_owner is not None:
+            # The owner's own requests keep their hub model (groups, scopes) current for
+            # the kernel token, which stands for them.
+            self._hub_owner.learn(getattr(self.current_user, "hub_user", None))
+        return result
+
+    @property
+    def _hub_owner(self) -> HubOwner | None:
+        """The owner's JupyterHub model holder; None when not running under a hub."""
+        hub_owner: HubOwner | None = self.settings.get("iotcable_hub_owner")  # type: ignore[attr-defined]
+        return hub_owner
 
     def skip_check_origin(self) -> bool:
         # A token in a header or the query cannot be forged cross-site; cookies can.
@@ -61,7 +71,7 @@ class IoTCableAuthMixin:
             self._identity = identity_of(
                 self.current_user,
                 owner=settings["iotcable_owner"],
-                under_hub=bool(os.environ.get("JUPYTERHUB_API_TOKEN")),
+                under_hub=self._hub_owner is not None,
                 configured_groups=settings.get("iotcable_groups", {}),
                 via_kernel_token=self._via_kernel_token,
             )
@@ -71,9 +81,11 @@ class IoTCableAuthMixin:
         return allowed(principals, self.identity)
 
     async def authorized_for(self, action: str) -> bool:
-        """The server's Authorizer decision (the kernel token acts for the owner)."""
-        if self._via_kernel_token:
-            return True
+        """The server's Authorizer decision, for the kernel token too (as the owner).
+
+        The kernel token must not be a way around an Authorizer that refuses the owner,
+        e.g. a JupyterHub custom scope granting read but not write.
+        """
         authorizer = self.authorizer  # type: ignore[attr-defined]
         decision = await ensure_async(
             authorizer.is_authorized(self, self.current_user, action, RESOURCE)

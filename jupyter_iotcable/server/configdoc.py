@@ -65,7 +65,9 @@ def render() -> str:
         "",
         "Principals: `*` (every authenticated user), `user:NAME`, `group:NAME` (JupyterHub",
         "groups, or `c.IoTCableApp.groups`). Every action is also checked with the server's",
-        "Authorizer: resource `iotcable`, actions `read` and `write`.",
+        "Authorizer: resource `iotcable`, actions `read` and `write`, whatever the credential",
+        "(the kernel token exported as `IOTCABLE_TOKEN` acts as the server's owner, with the",
+        "owner's JupyterHub groups and scopes under a hub).",
         "",
     ]
     return "\n".join(lines)

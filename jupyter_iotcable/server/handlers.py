@@ -7,11 +7,13 @@ from typing import Any
 
 import orjson
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import ensure_async
 from tornado import web
 
-from .base import IoTCableAuthMixin
+from .._version import __version__
+from .base import RESOURCE, IoTCableAuthMixin
 from .engine import CableEngine
-from .limits import TokenBucket
+from .limits import BucketMap
 from .publish import PublishRefused
 
 
@@ -39,17 +41,58 @@ class ChannelsHandler(IoTCableAPIHandler):
 
 
 class StatusHandler(IoTCableAPIHandler):
-    """``GET iotcable/api/status``: broker health, uptime and counters. No secrets."""
+    """``GET iotcable/api/status``: broker health, uptime and counters. No secrets.
+
+    Per-channel counters are shown for the channels this user may read only: the others'
+    names, topics and traffic are none of their business.
+    """
 
     @web.authenticated
     async def get(self) -> None:
-        if not (await self.authorized_for("read") or await self.authorized_for("write")):
+        read_ok = await self.authorized_for("read")
+        if not (read_ok or await self.authorized_for("write")):
             raise web.HTTPError(403, "not allowed to use iotcable channels")
-        self.write_json(200, self.engine.status())
+        readable = {
+            name
+            for name, channel in self.engine.channels.items()
+            if read_ok and self.allowed(channel.read)
+        }
+        status = self.engine.status()
+        counters = status.get("channels")
+        if isinstance(counters, dict):
+            status["channels"] = {n: c for n, c in counters.items() if n in readable}
+        self.write_json(200, status)
 
 
-# One bucket per user for REST publishes (a websocket has its own per connection).
-_REST_BUCKETS: dict[str, TokenBucket] = {}
+class NotConfiguredStatusHandler(APIHandler):
+    """``GET iotcable/api/status`` while no channel is configured: why, and how to fix it.
+
+    The package enables itself on every Jupyter server where it is installed; one that
+    nobody configured answers here (to an authenticated, authorized user) instead of 404.
+    """
+
+    def initialize(self, hint: str) -> None:
+        self.hint = hint
+
+    @web.authenticated
+    async def get(self) -> None:
+        decision = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "read", RESOURCE)
+        )
+        if not decision:
+            raise web.HTTPError(403, "not allowed to use iotcable channels")
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            orjson.dumps(
+                {
+                    "version": __version__,
+                    "configured": False,
+                    "hint": self.hint,
+                    "broker": {"state": "not_configured", "detail": self.hint},
+                    "channels": {},
+                }
+            )
+        )
 
 
 class PublishHandler(IoTCableAPIHandler):
@@ -80,19 +123,16 @@ class PublishHandler(IoTCableAPIHandler):
                 403, {"ok": False, "reason": f"you may not publish to channel {name!r}"}
             )
             return
-        settings = self.engine.settings
-        now = time.time()
-        bucket = _REST_BUCKETS.setdefault(
-            self.identity.username,
-            TokenBucket(settings.publish_rate, settings.publish_burst, now),
-        )
-        if not bucket.allow(now):
+        # One bucket per user for REST publishes (a websocket has its own per connection).
+        buckets: BucketMap = self.settings["iotcable_rest_buckets"]
+        empty = buckets.allow(self.identity.username, time.time())
+        if empty is not None:
             self.write_json(
                 429,
                 {
                     "ok": False,
-                    "reason": f"publish rate limit reached ({settings.publish_rate:g}/s); "
-                    f"retry in {bucket.retry_after():.1f}s",
+                    "reason": f"publish rate limit reached ({buckets.rate:g}/s); "
+                    f"retry in {empty.retry_after():.1f}s",
                 },
             )
             return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jupyter_iotcable.server.app import IoTCableApp
 from jupyter_iotcable.server.config import ConfigError, load_channels_file, parse_channels
 
 GOOD = {
@@ -97,3 +99,107 @@ def test_channels_file_errors(tmp_path: Path, name: str, content: str, message: 
 def test_missing_channels_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load_channels_file(tmp_path / "absent.json")
+
+
+# -- c.IoTCableApp settings outside the channels -------------------------------------------
+
+
+def _app(**settings: Any) -> IoTCableApp:
+    app = IoTCableApp()
+    for key, value in settings.items():
+        setattr(app, key, value)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "batch_interval",
+            math.nan,
+            "batch_interval must be a number from 0 to 10 seconds, not nan",
+        ),
+        ("batch_interval", -0.1, "batch_interval must be a number from 0 to 10 seconds, not -0.1"),
+        ("ping_interval", math.inf, "ping_interval must be a number from 0.1 to 60 seconds"),
+        ("ping_interval", 0.0, "ping_interval must be a number from 0.1 to 60 seconds, not 0.0"),
+        ("session_ttl", math.nan, "session_ttl must be a number from 1 to 86,400 seconds"),
+        ("publish_rate", math.inf, "publish_rate must be a number from 0.001 to 100,000"),
+        ("publish_rate", 0.0, "publish_rate must be a number from 0.001"),
+        ("max_message_size", 0, "max_message_size must be an integer from 1,024 to 67,108,864"),
+        ("max_subscriptions", 0, "max_subscriptions must be an integer from 1 to 100,000"),
+        ("publish_burst", -1, "publish_burst must be an integer from 1 to 100,000 publishes"),
+        ("outbox_bytes", 10, "outbox_bytes must be an integer from 1,024 to 1,073,741,824"),
+        ("batch_max", 0, "batch_max must be an integer from 1 to 100,000 readings"),
+    ],
+)
+def test_numeric_settings_must_be_finite_and_in_range(key: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _app(**{key: value})._engine_settings()
+    assert str(info.value).startswith(f"c.IoTCableApp.{message}")
+
+
+def test_numeric_settings_at_their_bounds_are_accepted() -> None:
+    settings = _app(batch_interval=0.0, ping_interval=60.0, max_message_size=1024)
+    assert settings._engine_settings().batch_interval == 0.0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"broker_keepalive": 2},
+            "c.IoTCableApp.broker_keepalive: keepalive must be between 5 and 65535 seconds, not 2",
+        ),
+        (
+            {"broker_session_expiry": -1},
+            "c.IoTCableApp.broker_session_expiry: session_expiry must be between 0 and",
+        ),
+        (
+            {"broker_tls_insecure": True},
+            "c.IoTCableApp.broker_tls_insecure: tls_insecure only apply to TLS connections; "
+            "use an mqtts:// URL instead of 'mqtt://127.0.0.1:9'",
+        ),
+        ({"broker_client_id": ""}, "c.IoTCableApp.broker_client_id: the MQTT client id must"),
+        ({"broker_username": ""}, "c.IoTCableApp.broker_username: the broker username is empty"),
+        ({"broker_url": "http://x"}, "c.IoTCableApp.broker_url: the broker URL 'http://x' has"),
+        (
+            {"broker_password_file": "/nonexistent/pw"},
+            "c.IoTCableApp.broker_password_file cannot be read",
+        ),
+        (
+            {"broker_password_env": "A", "broker_password_file": "/etc/hostname"},
+            "c.IoTCableApp.broker_password_env and c.IoTCableApp.broker_password_file are both set",
+        ),
+    ],
+)
+def test_broker_setting_errors_name_the_key(settings: dict[str, Any], message: str) -> None:
+    app = _app(**{"broker_url": "mqtt://127.0.0.1:9", "broker_client_id": "fixed", **settings})
+    with pytest.raises(ConfigError) as info:
+        app._broker_settings()
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        (
+            {"ops": "bob"},
+            "c.IoTCableApp.groups['ops'] must be a list of user names, e.g. ['alice', 'bob'], "
+            "not 'bob'",
+        ),
+        ({"ops": ["bob", 3]}, "c.IoTCableApp.groups['ops'] must be a list of user names"),
+        ({"ops": {"bob": 1}}, "c.IoTCableApp.groups['ops'] must be a list of user names"),
+        ({"": ["bob"]}, "c.IoTCableApp.groups['']: a group name must be a non-empty string"),
+    ],
+)
+def test_groups_are_lists_of_user_names(groups: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _app(groups=groups)._groups()
+    assert str(info.value) == message or str(info.value).startswith(message)
+
+
+def test_groups_accept_lists() -> None:
+    assert _app(groups={"ops": ["bob", "ann"], "x": []})._groups() == {
+        "ops": ["ann", "bob"],
+        "x": [],
+    }
