@@ -119,6 +119,9 @@ class _Pending:
     # reason of a reject_history the machine itself owes right after the confirm (the
     # subscribe carried a history that is invalid or needs an extended subprotocol).
     waiters: list[str | None] = field(default_factory=list)
+    # Valid histories of duplicates: asked of the application once confirmed, dropped if
+    # rejected (a HistoryRequested must not outlive the subscription it belongs to).
+    histories: list[HistoryRequest] = field(default_factory=list)
     # The client unsubscribed before the answer came: the answer is still sent (every
     # subscribe gets one) but a confirm no longer makes the subscription active.
     cancelled: bool = False
@@ -224,7 +227,7 @@ class ServerConnection:
             pending.cancelled = False
             pending.waiters.append(history_problem)
             if history is not None:
-                self._request_history(identifier, history)
+                pending.histories.append(history)
             return
         if len(self._refs) + len(self._pending) >= self.max_subscriptions:
             limit = self.max_subscriptions
@@ -405,6 +408,9 @@ class ServerConnection:
         subscription is now active: ``False`` when the client unsubscribed while waiting
         (the confirm is still sent, since every subscribe gets an answer) or the
         connection is closed. Register the subscriber only on ``True``.
+
+        Duplicates that carried a history are asked of the application now, as
+        :class:`HistoryRequested` events: read ``events_received()`` after this call.
         """
         if self.closed:
             return False
@@ -421,6 +427,8 @@ class ServerConnection:
             self._history_owed.pop(identifier, None)
             return False
         self._refs[identifier] = pending.ref
+        for request in pending.histories:
+            self._request_history(identifier, request)
         return True
 
     def reject_subscription(self, identifier: str, reason: str) -> None:

@@ -14,6 +14,7 @@ from jupyter_iotcable.protocol import (
     JSON_CODEC,
     ClientConnection,
     HistoryRequest,
+    HistoryRequested,
     ProtocolError,
     ServerConnection,
     Subprotocol,
@@ -291,3 +292,52 @@ def test_every_subscribe_gets_exactly_one_answer(
         if decoded.get("type") in ("confirm_subscription", "reject_subscription"):
             answers[decoded["identifier"]] = answers.get(decoded["identifier"], 0) + 1
     assert answers == {i: n for i, n in subscribes.items() if n}
+
+
+history_operations = st.lists(
+    st.tuples(
+        st.sampled_from(["subscribe", "subscribe_history", "unsubscribe", "history", "decide"]),
+        st.sampled_from([make_identifier(c) for c in "ab"]),
+        st.booleans(),
+    ),
+    max_size=30,
+)
+
+
+@FAST
+@given(st.sampled_from([Subprotocol.EXT, Subprotocol.IOTCABLE]), history_operations)
+def test_every_history_request_the_application_sees_can_be_answered(
+    subprotocol: Subprotocol, ops: list[tuple[str, str, bool]]
+) -> None:
+    """An application that handles events in order never misuses the machine: each
+    HistoryRequested it gets belongs to a confirmed (or since unsubscribed) subscription."""
+    conn = ServerConnection(subprotocol, "s", max_subscriptions=2)
+    conn.welcome()
+    queue: list[object] = []
+    history = {"since": 1.0}
+    for op, identifier, confirm in ops:
+        if op == "decide":
+            if queue:
+                answer(conn, queue.pop(0), confirm)
+        else:
+            command: dict[str, object] = {"command": op.partition("_")[0], "identifier": identifier}
+            if op in ("subscribe_history", "history"):
+                command["history"] = history
+            conn.receive_text(json.dumps(command))
+        queue += conn.events_received()
+    while queue:
+        answer(conn, queue.pop(0), True)
+        queue += conn.events_received()
+
+
+def answer(conn: ServerConnection, event: object, confirm: bool) -> None:
+    """What an application does with one event (raises if the machine refuses it)."""
+    if isinstance(event, SubscribeRequested):
+        if not confirm:
+            conn.reject_subscription(event.identifier, "no")
+            return
+        conn.confirm_subscription(event.identifier)
+        if event.history is not None:
+            conn.confirm_history(event.identifier)
+    elif isinstance(event, HistoryRequested):
+        conn.confirm_history(event.identifier)

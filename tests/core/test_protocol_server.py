@@ -573,6 +573,56 @@ def test_duplicate_subscribe_with_history_asks_the_application_for_the_history_o
     assert conn.confirm_history(ID)
 
 
+TELEMETRY_REF = ChannelRef("telemetry", {"topic": "plant/+/+/env"})
+
+
+def test_a_pending_duplicates_history_is_asked_for_once_confirmed() -> None:
+    conn = connection(Subprotocol.EXT)
+    send(conn, command="subscribe", identifier=ID)
+    send(conn, command="subscribe", identifier=ID, history=HISTORY)
+    # The history must not reach the application before the subscription is decided.
+    assert conn.events_received() == [SubscribeRequested(ID, TELEMETRY_REF, None)]
+    assert conn.confirm_subscription(ID) is True
+    assert conn.events_received() == [HistoryRequested(ID, REQUEST)]
+    conn.send_rows(ID, "telemetry", "e1", ROWS)
+    assert conn.confirm_history(ID) is True
+    frames = sent(conn)
+    assert frames[:2] == [{"type": "confirm_subscription", "identifier": ID}] * 2
+    assert frames[-1] == {"type": "confirm_history", "identifier": ID}
+
+
+def test_a_pending_duplicates_history_dies_with_a_reject() -> None:
+    # /tmp/audit2/stale_hist.py: the history of a rejected subscription outlived it and,
+    # after the client subscribed again, its answer hit the new pending subscription.
+    conn = connection(Subprotocol.EXT)
+    send(conn, command="subscribe", identifier=ID)
+    send(conn, command="subscribe", identifier=ID, history=HISTORY)
+    assert conn.events_received() == [SubscribeRequested(ID, TELEMETRY_REF, None)]
+    conn.reject_subscription(ID, "no")
+    send(conn, command="subscribe", identifier=ID)
+    assert conn.events_received() == [SubscribeRequested(ID, TELEMETRY_REF, None)]
+    assert conn.confirm_subscription(ID) is True
+    assert conn.events_received() == []
+    with pytest.raises(LocalProtocolError, match="no history request is waiting for an answer"):
+        conn.confirm_history(ID)
+    assert sent(conn) == [
+        {"type": "reject_subscription", "identifier": ID, "reason": "no"},
+        {"type": "reject_subscription", "identifier": ID, "reason": "no"},
+        {"type": "confirm_subscription", "identifier": ID},
+    ]
+
+
+def test_a_pending_duplicates_history_is_dropped_if_the_client_unsubscribed() -> None:
+    conn = connection(Subprotocol.EXT)
+    send(conn, command="subscribe", identifier=ID)
+    send(conn, command="subscribe", identifier=ID, history=HISTORY)
+    send(conn, command="unsubscribe", identifier=ID)
+    conn.events_received()
+    assert conn.confirm_subscription(ID) is False
+    assert conn.events_received() == []
+    assert sent(conn) == [{"type": "confirm_subscription", "identifier": ID}] * 2
+
+
 def test_history_answers_after_an_unsubscribe_are_dropped() -> None:
     conn = subscribed(Subprotocol.EXT)
     send(conn, command="history", identifier=ID, history=HISTORY)
