@@ -23,7 +23,7 @@ from tests.integration.conftest import CableFactory
 from tests.integration.test_server_publish import Sniffer, _perform
 
 
-class ReadOnlyIoTCable(Authorizer):  # type: ignore[misc]
+class ReadOnlyIoTCable(Authorizer):
     """Everything allowed, except writing to iotcable; remembers who asked for what."""
 
     calls: ClassVar[list[tuple[str, str, str]]] = []
@@ -33,7 +33,7 @@ class ReadOnlyIoTCable(Authorizer):  # type: ignore[misc]
         return not (resource == "iotcable" and action == "write")
 
 
-class NoIoTCable(Authorizer):  # type: ignore[misc]
+class NoIoTCable(Authorizer):
     """Everything allowed except iotcable."""
 
     def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
