@@ -186,15 +186,11 @@ def contains(outer: str, inner: str) -> bool:
     both are validated here (``TopicError`` if either is invalid) rather than trusted.
     """
     outer_levels = split_shared(validate_filter(outer))[1].split("/")
-    inner_levels = split_shared(validate_filter(inner))[1].split("/")
+    inner_levels = _without_empty_parent(split_shared(validate_filter(inner))[1].split("/"))
     # A filter whose first level is literal '$...' matches only '$' topics, which a filter
     # starting with a wildcard never matches.
     if inner_levels[0].startswith("$") and outer_levels[0] in _WILDCARDS:
         return False
-    if inner_levels == ["#"] and outer_levels == ["+", "#"]:
-        # Every topic has a first level and '#' also matches the parent, so '+/#' matches
-        # exactly what '#' does; the level-by-level walk below cannot see that.
-        return True
     inner_depth = len(inner_levels)
     for position, level in enumerate(outer_levels):
         if level == "#":
@@ -212,6 +208,19 @@ def contains(outer: str, inner: str) -> bool:
             return False
     # outer has no '#': it matches exactly its own depth, so inner must too and end without '#'.
     return inner_depth == len(outer_levels)
+
+
+def _without_empty_parent(levels: list[str]) -> list[str]:
+    """The same filter, spelled so that its final '#' never stands for the parent level.
+
+    '#' also matches its parent ('a/#' matches 'a'), except when the parent would be the
+    empty topic, which is invalid: '#' alone and '/#' (parent '') need at least one more
+    level. They match exactly what '+/#' and '/+/#' match, the spelling the walk in
+    ``contains`` compares level by level (so that '+/+/#' is seen to contain '/#').
+    """
+    if levels[-1] == "#" and levels[:-1] in ([], [""]):
+        return [*levels[:-1], "+", "#"]
+    return levels
 
 
 T = TypeVar("T", bound=Hashable)

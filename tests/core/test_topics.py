@@ -7,7 +7,7 @@ import itertools
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from jupyter_iotcable.topics import (
@@ -289,6 +289,13 @@ def test_matches(topic_filter: str, topic: str, expected: bool) -> None:
         ("a/#", "$share/g/a/b", True),
         ("/#", "/a", True),
         ("+/#", "/a", True),
+        # '/#' cannot match its parent '' (the empty topic is invalid): it matches '/' and
+        # deeper, so a filter that needs a second level still holds all of it.
+        ("+/+/#", "/#", True),
+        ("/+/#", "/#", True),
+        ("/+/#", "/", True),
+        ("+/+/+/#", "/#", False),
+        ("/+", "/#", False),
     ],
 )
 def test_contains(outer: str, inner: str, expected: bool) -> None:
@@ -367,6 +374,10 @@ def test_index_remove_keeps_matching_exact_and_prunes(
 
 @settings(max_examples=300, deadline=None)
 @given(filters, filters)
+@example("+/+/#", "/#")
+@example("/+/#", "/#")
+@example("+/#", "#")
+@example("$SYS/+/#", "$SYS/#")
 def test_contains_is_exact_over_the_universe(outer: str, inner: str) -> None:
     covered = all(matches(outer, t) for t in UNIVERSE if matches(inner, t))
     assert contains(outer, inner) is covered
@@ -378,6 +389,82 @@ def test_contains_is_sound_for_random_topics(outer: str, inner: str, probes: lis
     if contains(outer, inner):
         for topic in probes:
             assert not matches(inner, topic) or matches(outer, topic)
+
+
+# -- an independent reference -----------------------------------------------------------------
+
+
+def reference_matches(topic_filter: str, topic: str) -> bool:
+    """The spec read literally, written separately from ``matches``: level by level,
+    recursively. '+' takes one level, '#' takes the rest (none included), and a filter
+    whose first level is a wildcard never matches a topic starting with '$'."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    if topic.startswith("$") and topic_filter[0] in "+#":
+        return False
+
+    def walk(f: list[str], t: list[str]) -> bool:
+        if not f:
+            return not t
+        if f[0] == "#":
+            return True
+        return bool(t) and f[0] in ("+", t[0]) and walk(f[1:], t[1:])
+
+    return walk(topic_filter.split("/"), topic.split("/"))
+
+
+# Every filter of up to 3 levels (then optionally '#') over LEVELS and '+', with a few
+# shared forms; every valid topic of up to 4 levels over LEVELS and 'z' (UNIVERSE).
+ALL_FILTERS = sorted(
+    {
+        _join_filter(list(levels), multi)
+        for depth in range(4)
+        for levels in itertools.product([*LEVELS, "+"], repeat=depth)
+        for multi in (False, True)
+    }
+    - {""}
+)
+ALL_FILTERS += ["$share/g/" + f for f in ("#", "+/#", "/#", "a/+", "$SYS/#")]
+
+
+def test_the_reference_universe_is_what_the_test_assumes() -> None:
+    assert len(ALL_FILTERS) == 315
+    assert all(validate_filter(f) == f for f in ALL_FILTERS)
+    assert "" not in UNIVERSE and all(validate_topic(t) == t for t in UNIVERSE)
+    # The reference itself, on the spec's examples.
+    assert reference_matches("sport/#", "sport")
+    assert not reference_matches("+/monitor", "$SYS/monitor")
+    assert reference_matches("/#", "/") and not reference_matches("/#", "a")
+
+
+def test_matches_equals_the_reference_everywhere() -> None:
+    wrong = [
+        (f, t) for f in ALL_FILTERS for t in UNIVERSE if matches(f, t) != reference_matches(f, t)
+    ]
+    assert wrong == []
+
+
+def test_contains_equals_the_reference_for_every_pair() -> None:
+    matched = {f: frozenset(t for t in UNIVERSE if reference_matches(f, t)) for f in ALL_FILTERS}
+    wrong = [
+        (outer, inner)
+        for outer in ALL_FILTERS
+        for inner in ALL_FILTERS
+        if contains(outer, inner) != (matched[inner] <= matched[outer])
+    ]
+    assert wrong == []
+
+
+def test_the_index_equals_the_reference_for_every_topic() -> None:
+    index: TopicIndex[str] = TopicIndex()
+    for topic_filter in ALL_FILTERS:
+        index.add(topic_filter, topic_filter)
+    wrong = [
+        topic
+        for topic in UNIVERSE
+        if index.match(topic) != {f for f in ALL_FILTERS if reference_matches(f, topic)}
+    ]
+    assert wrong == []
 
 
 arbitrary_text = st.one_of(
