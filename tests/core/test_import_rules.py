@@ -18,42 +18,71 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "jupyter_iotcable"
+ROOT = "jupyter_iotcable"
 CORE = ("protocol", "topics", "readings", "hub")
 LEAVES = ("frames", "widgets")
+# Calls that import the module named by their first argument.
+DYNAMIC_IMPORTS = ("import_module", "__import__")
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+def _module_name(path: Path, package: Path) -> str:
+    rel = path.relative_to(package.parent).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Absolute names of every module imported anywhere in the file (lazy ones too)."""
+def _imports(path: Path, package: Path = PACKAGE) -> set[str]:
+    """Absolute names of every module imported anywhere in the file (lazy ones too).
+
+    ``from X import a`` records ``X`` and ``X.a``: ``a`` may be a module (``from
+    jupyter_iotcable import client``) and the file cannot tell; a name that is not a
+    module still has ``X``'s layer, so recording it costs nothing. A call to
+    ``importlib.import_module`` or ``__import__`` with a literal name counts too.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = (
-        _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
-    )
+    module = _module_name(path, package)
+    here = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                if node.level > 1:
-                    base = base[: -(node.level - 1)]
-                prefix = ".".join(base)
-                mod = f"{prefix}.{node.module}" if node.module else prefix
-                if node.module is None:
-                    found.update(f"{prefix}.{alias.name}" for alias in node.names)
-                else:
-                    found.add(mod)
-            elif node.module:
-                found.add(node.module)
+            source = _resolve(node, here)
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Call) and _called_name(node.func) in DYNAMIC_IMPORTS:
+            name = _literal_argument(node)
+            if name is not None:
+                found.add(name)
     return found
+
+
+def _literal_argument(call: ast.Call) -> str | None:
+    first = call.args[0] if call.args else None
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
+
+
+def _resolve(node: ast.ImportFrom, here: str) -> str:
+    """The absolute module a ``from ... import`` statement imports from."""
+    if not node.level:
+        return node.module or ""
+    base = here.split(".")
+    if node.level > 1:
+        base = base[: -(node.level - 1)]
+    prefix = ".".join(base)
+    return f"{prefix}.{node.module}" if node.module else prefix
+
+
+def _called_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
 
 
 def _layer(module: str) -> str:
@@ -61,39 +90,130 @@ def _layer(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
+def violations(path: Path, package: Path = PACKAGE) -> list[str]:
+    """Every import of ``path`` that breaks the layering, each said in one line."""
+    module = _module_name(path, package)
+    layer = _layer(module)
+    found = []
+    for imported in sorted(_imports(path, package)):
+        if imported == ROOT:
+            # Importing any submodule runs the package root first: it is in no layer.
+            continue
+        top = imported.split(".")[0]
+        own = top == ROOT
+        target = _layer(imported) if own else ""
+        if layer in CORE and not (top in sys.stdlib_module_names or (own and target in CORE)):
+            found.append(
+                f"{module} is core and may import only the standard library and the core, "
+                f"not {imported}"
+            )
+        if top in ("aiomqtt", "amqtt") and layer != "bridge":
+            found.append(f"only bridge/ may import {top}; {module} does")
+        if top in ("pandas", "ipywidgets") and layer not in LEAVES:
+            found.append(f"{top} belongs in frames.py/widgets.py, not {module}")
+        if layer == "server" and target == "client":
+            found.append(f"server/ must not import client/: {module} -> {imported}")
+        if layer == "client" and target in ("server", "bridge"):
+            found.append(f"client/ must not import server/ or bridge/: {module} -> {imported}")
+    return found
+
+
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_there_is_code_to_check() -> None:
-    names = {_module_name(p) for p in SOURCES}
+    names = {_module_name(p, PACKAGE) for p in SOURCES}
     assert "jupyter_iotcable.hub" in names
     assert any(n.startswith("jupyter_iotcable.protocol") for n in names)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
 def test_layering(path: Path) -> None:
-    module = _module_name(path)
-    layer = _layer(module)
-    stdlib = sys.stdlib_module_names
-    for imported in _imports(path):
-        top = imported.split(".")[0]
-        own = top == "jupyter_iotcable"
-        target = _layer(imported) if own else ""
-        if layer in CORE:
-            assert top in stdlib or (own and target in CORE), (
-                f"{module} is core and may import only the standard library and the core, "
-                f"not {imported}"
-            )
-        if top in ("aiomqtt", "amqtt"):
-            assert layer == "bridge", f"only bridge/ may import {top}; {module} does"
-        if top in ("pandas", "ipywidgets"):
-            assert layer in LEAVES, f"{top} belongs in frames.py/widgets.py, not {module}"
-        if layer == "server":
-            assert target != "client", f"server/ must not import client/: {module} -> {imported}"
-        if layer == "client":
-            assert target not in ("server", "bridge"), (
-                f"client/ must not import server/ or bridge/: {module} -> {imported}"
-            )
+    assert violations(path) == []
+
+
+# -- the checker itself, on a planted package --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "source", "expected"),
+    [
+        (
+            "server/evil.py",
+            "from jupyter_iotcable import client\n",
+            "server/ must not import client/: jupyter_iotcable.server.evil -> "
+            "jupyter_iotcable.client",
+        ),
+        (
+            "server/evil.py",
+            "from .. import bridge, client\n",
+            "server/ must not import client/: jupyter_iotcable.server.evil -> "
+            "jupyter_iotcable.client",
+        ),
+        (
+            "server/evil.py",
+            "def later():\n    from ..client.cable import Cable\n",
+            "server/ must not import client/: jupyter_iotcable.server.evil -> "
+            "jupyter_iotcable.client.cable",
+        ),
+        (
+            "client/evil.py",
+            "from jupyter_iotcable import server\n",
+            "client/ must not import server/ or bridge/: jupyter_iotcable.client.evil -> "
+            "jupyter_iotcable.server",
+        ),
+        (
+            "client/__init__.py",
+            "from .. import bridge\n",
+            "client/ must not import server/ or bridge/: jupyter_iotcable.client -> "
+            "jupyter_iotcable.bridge",
+        ),
+        (
+            "hub.py",
+            "from jupyter_iotcable import server\n",
+            "jupyter_iotcable.hub is core and may import only the standard library and the "
+            "core, not jupyter_iotcable.server",
+        ),
+        (
+            "protocol/evil.py",
+            "import importlib\npd = importlib.import_module('pandas')\n",
+            "pandas belongs in frames.py/widgets.py, not jupyter_iotcable.protocol.evil",
+        ),
+        (
+            "server/evil.py",
+            "mqtt = __import__('aiomqtt')\n",
+            "only bridge/ may import aiomqtt; jupyter_iotcable.server.evil does",
+        ),
+    ],
+)
+def test_the_checker_catches_a_planted_violation(
+    tmp_path: Path, where: str, source: str, expected: str
+) -> None:
+    package = plant(tmp_path, {where: source})
+    assert expected in violations(package / where, package)
+
+
+def test_the_checker_passes_a_planted_package_that_keeps_the_rules(tmp_path: Path) -> None:
+    files = {
+        "server/fine.py": "from jupyter_iotcable import bridge, hub\nfrom ..protocol import x\n",
+        "client/fine.py": "from jupyter_iotcable import protocol\nfrom . import transport\n",
+        "protocol/fine.py": "import json\nfrom .. import topics\nfrom .codec import Codec\n",
+        "frames.py": "import importlib\npd = importlib.import_module('pandas')\n",
+    }
+    package = plant(tmp_path, files)
+    assert {where: violations(package / where, package) for where in files} == {
+        where: [] for where in files
+    }
+
+
+def plant(root: Path, files: dict[str, str]) -> Path:
+    """A ``jupyter_iotcable`` package under ``root`` holding ``files`` (path -> source)."""
+    package = root / "jupyter_iotcable"
+    for where, source in files.items():
+        path = package / where
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return package
 
 
 def test_package_import_is_light() -> None:
