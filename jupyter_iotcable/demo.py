@@ -2,11 +2,20 @@
 
 One command gives a working system (DESIGN.md section 8). The demo starts the broker itself,
 rather than letting the extension start its own, because the simulator needs the broker's
-address and credentials too. Every child runs in a session of its own so that a Ctrl-C in
-the terminal reaches only the demo, which then stops the children in order (Lab first, so
-its kernels stop while the broker is still there) and waits for each one; a child that
-ignores SIGTERM is killed after a grace period. Passwords reach the children through their
-environment, never their command line (which any local user can read).
+address and credentials too. Passwords reach the children through their environment, never
+their command line (which any local user can read).
+
+Stopping. Every child runs in a session of its own so that a Ctrl-C in the terminal reaches
+only the demo. On Ctrl-C, SIGTERM or SIGHUP (the terminal was closed) the demo stops the
+children in order (Lab first, so its kernels stop while the broker is still there) and
+waits for each one; a child that ignores SIGTERM is killed after a grace period. If the
+demo itself is killed (SIGKILL, the OOM killer), no code of it runs: each child then stops
+itself, because it watches a pipe from the demo that the kernel closes when the demo dies
+(``stop_when_stdin_closes``, the embedded broker's watchdog). Its temporary directory is
+left behind then; the next demo removes it.
+
+The example notebooks are copied into the demo's directory and Lab serves that copy, so
+what Lab saves (outputs, checkpoints) never lands in the source checkout.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import contextlib
 import getpass
 import json
 import os
+import runpy
 import secrets
 import shutil
 import signal
@@ -30,11 +40,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bridge import EmbeddedBroker, EmbeddedBrokerError
+from .bridge.embedded import stop_when_stdin_closes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["DemoOptions", "lab_config", "main", "notebooks_dir", "parse_args"]
+__all__ = [
+    "DemoOptions",
+    "copy_notebooks",
+    "lab_config",
+    "main",
+    "parse_args",
+    "remove_stale_workdirs",
+    "run_child",
+]
 
 PASSWORD_VAR = "IOTCABLE_DEMO_BROKER_PASSWORD"
 """The environment variable through which the simulator and Lab get the broker password."""
@@ -43,8 +62,15 @@ STOP_GRACE = 10.0
 """Seconds a child gets to exit after SIGTERM before it is killed (Lab stops its kernels)."""
 LAB_START_TIMEOUT = 120.0
 SIMULATOR_SETTLE = 1.0
-"""Seconds the simulator must stay up before it counts as started (bad arguments or an
-unreachable broker end it sooner)."""
+"""Seconds the simulator must stay up before it counts as started. Bad arguments end it
+sooner; a broker it cannot reach does not (it keeps retrying), but the demo's own broker
+is up by then."""
+WORKDIR_PREFIX = "iotcable-demo-"
+OWNER_FILE = "demo.pid"
+"""In a temporary work directory: the pid of the demo that owns it."""
+CHILD_CODE = "from jupyter_iotcable.demo import run_child; run_child()"
+"""How the demo starts a child module: ``python -c CHILD_CODE MODULE ARGS...``."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,8 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         "--workdir",
         type=Path,
         metavar="DIR",
-        help="where configuration and logs go (default: a temporary directory, removed at exit)",
+        help="where the notebooks, configuration and logs go; kept after the demo "
+        "(default: a temporary directory, removed when the demo stops)",
     )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65_535:
@@ -108,10 +135,65 @@ def _can_open_browser() -> bool:
     return True
 
 
-def notebooks_dir(workdir: Path) -> Path:
-    """The notebooks folder next to the package (a source checkout), else ``workdir``."""
-    candidate = Path(__file__).resolve().parent.parent / "notebooks"
-    return candidate if (candidate / "quickstart.ipynb").is_file() else workdir
+def copy_notebooks(destination: Path) -> list[Path]:
+    """Copy the example notebooks next to the package (a source checkout) to ``destination``.
+
+    A notebook already there is kept: with ``--workdir`` it holds the user's own changes.
+    Returns the notebooks copied now; nothing when the package has no notebooks (installed
+    from a wheel).
+    """
+    source = Path(__file__).resolve().parent.parent / "notebooks"
+    destination.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for notebook in sorted(source.glob("*.ipynb")):
+        target = destination / notebook.name
+        if not target.exists():
+            shutil.copyfile(notebook, target)
+            copied.append(target)
+    return copied
+
+
+def remove_stale_workdirs(parent: Path) -> list[Path]:
+    """Remove the temporary directories of demos that were killed before they could.
+
+    A directory counts as stale when its owner file names a process that no longer exists;
+    one without an owner file, or owned by another user, is left alone.
+    """
+    removed = []
+    for workdir in parent.glob(WORKDIR_PREFIX + "*"):
+        try:
+            if workdir.stat().st_uid != os.getuid():
+                continue
+            pid = int((workdir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _process_exists(pid):
+            shutil.rmtree(workdir, ignore_errors=True)
+            removed.append(workdir)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
+def run_child() -> None:
+    """The demo's children run as ``python -c CHILD_CODE MODULE ARGS...``.
+
+    Runs MODULE as ``python -m MODULE ARGS...`` would, with the embedded broker's watchdog:
+    when the demo is gone (however it ended), the child gets SIGTERM and stops cleanly.
+    """
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -c CHILD_CODE MODULE [ARGS...] (started by iotcable demo)")
+    stop_when_stdin_closes()
+    sys.argv = sys.argv[1:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 
 
 def lab_config(
@@ -172,13 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
-    own_workdir = options.workdir is None
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="iotcable-demo-"))
+    workdir = options.workdir
+    if workdir is None:
+        parent = Path(tempfile.gettempdir())
+        remove_stale_workdirs(parent)
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=parent))
+        (workdir / OWNER_FILE).write_text(str(os.getpid()))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         return asyncio.run(_Demo(options, workdir).run())
     finally:
-        if own_workdir:
+        if options.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -192,7 +278,7 @@ class _Demo:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self.stop.set)
         try:
             url = await self._start()
@@ -221,7 +307,6 @@ class _Demo:
         simulator = await self._spawn(
             "simulator",
             [
-                "-m",
                 "jupyter_iotcable.cli",
                 "simulate",
                 "--broker",
@@ -246,7 +331,8 @@ class _Demo:
         _say("starting JupyterLab… ", end="")
         port = options.port or _free_port()
         token = secrets.token_hex(24)
-        root_dir = notebooks_dir(self.workdir)
+        root_dir = self.workdir / "notebooks"
+        copy_notebooks(root_dir)
         config_file = self.workdir / "jupyter_demo_config.json"
         config = lab_config(
             self.broker,
@@ -256,27 +342,40 @@ class _Demo:
             open_browser=options.open_browser,
         )
         config_file.write_text(json.dumps(config, indent=2))
-        lab = await self._spawn("lab", ["-m", "jupyterlab", f"--config={config_file}"])
+        lab = await self._spawn("lab", ["jupyterlab", f"--config={config_file}"])
         base = f"http://127.0.0.1:{port}/"
         if not await self._wait_for_lab(lab, base, token):
             return None
         url = f"{base}{QUICKSTART}?token={token}"
         _say(f"open {url}")
-        if root_dir == self.workdir:
-            _say(
-                "note: the example notebooks are not installed with this package; "
-                "Lab starts in the demo's working directory"
-            )
+        self._say_where_the_notebooks_are(root_dir)
         return url
 
+    def _say_where_the_notebooks_are(self, root_dir: Path) -> None:
+        if not (root_dir / "quickstart.ipynb").is_file():
+            _say(
+                f"note: the example notebooks are not installed with this package; Lab "
+                f"starts in {root_dir}"
+            )
+        elif self.options.workdir is None:
+            _say(
+                f"notebooks: {root_dir} (a copy, removed when the demo stops; "
+                "--workdir DIR keeps it)"
+            )
+        else:
+            _say(f"notebooks: {root_dir} (a copy, kept after the demo stops)")
+
     async def _spawn(self, name: str, args: list[str]) -> asyncio.subprocess.Process:
+        """Start ``python -m args...`` with the watchdog, on a pipe only the demo writes to."""
         env = dict(os.environ)
         env[PASSWORD_VAR] = self.broker.password
         with (self.workdir / f"{name}.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-c",
+                CHILD_CODE,
                 *args,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stdout=log,
                 stderr=log,
                 env=env,
@@ -341,6 +440,9 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
             await process.wait()
     # Whatever the child left in its group (it was the group leader) goes with it.
     _signal_group(process.pid, signal.SIGKILL)
+    # Only now: closing the watchdog's pipe earlier would send the child a second SIGTERM.
+    if process.stdin is not None:
+        process.stdin.close()
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
@@ -369,6 +471,11 @@ def _free_port() -> int:
 
 
 def _say(text: str, *, end: str = "\n") -> None:
-    """Progress for the person at the terminal, flushed at once (stdout may be a pipe)."""
-    sys.stdout.write(text + end)
-    sys.stdout.flush()
+    """Progress for the person at the terminal, flushed at once (stdout may be a pipe).
+
+    After SIGHUP the terminal may be gone: the demo must still stop its children, so a
+    stdout that cannot be written to is not an error.
+    """
+    with contextlib.suppress(OSError):
+        sys.stdout.write(text + end)
+        sys.stdout.flush()

@@ -11,6 +11,8 @@ kernel closes that end, the child reads end-of-file and shuts down. Unlike
 ``PR_SET_PDEATHSIG`` this works on macOS as well as Linux, and it is tied to the parent
 process, not to the thread that happened to spawn the child. The pipe is created
 non-inheritable, so other children of the server (kernels, terminals) do not hold it open.
+``stop_when_stdin_closes`` is that watchdog; the demo gives it to its other children
+(JupyterLab and the simulator) as well.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from .settings import BrokerSettings, redact
 
-__all__ = ["EmbeddedBroker", "EmbeddedBrokerError"]
+__all__ = ["EmbeddedBroker", "EmbeddedBrokerError", "stop_when_stdin_closes"]
 
 CHILD_MODULE = "jupyter_iotcable.bridge.embedded_child"
 STOP_GRACE = 5.0
@@ -184,6 +187,31 @@ class EmbeddedBroker:
         except OSError as exc:
             text = f"(cannot read the log: {exc})"
         return redact(text[-LOG_TAIL:], self._password).strip() or "(empty)"
+
+
+def stop_when_stdin_closes(signum: signal.Signals = signal.SIGTERM) -> threading.Thread:
+    """Send ``signum`` to this process once stdin, a pipe from the parent, reaches end of file.
+
+    The parent holds the pipe's only write end; the kernel closes it however the parent
+    ends, SIGKILL included, so the child then stops through its ordinary SIGTERM path
+    (JupyterLab shuts its kernels down, the broker closes its sessions). The watchdog is a
+    daemon thread reading the file descriptor directly: a thread blocked in
+    ``sys.stdin.buffer`` would hold the buffer's lock when the interpreter shuts down.
+    Whatever the parent writes is read and ignored. A stdin that cannot be read (closed,
+    not a pipe) disarms the watchdog instead of stopping the process.
+    """
+
+    def watch() -> None:
+        try:
+            while os.read(0, 65_536):
+                pass
+        except OSError:
+            return
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=watch, name="stop-when-stdin-closes", daemon=True)
+    thread.start()
+    return thread
 
 
 def _signal(pid: int, signum: signal.Signals) -> None:

@@ -8,7 +8,8 @@ to be started by hand. The protocol with the parent is three lines of plumbing:
 - stdout, one line once the broker accepts connections: ``{"port": N}``, the port actually
   bound (the parent asks for port 0 so that each server gets a free one without a race).
 - stdin, end of file: the parent is gone (it stopped us, or it died and the kernel closed
-  its end of the pipe); the broker shuts down. SIGTERM does the same.
+  its end of the pipe); the broker shuts down. SIGTERM does the same. The watchdog is
+  ``stop_when_stdin_closes``, shared with the demo's other children.
 
 Everything amqtt logs goes to stderr, which the parent points at a file in its work
 directory and quotes when the broker fails to start.
@@ -29,6 +30,8 @@ from typing import Any
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.plugins.base import BaseAuthPlugin
+
+from .embedded import stop_when_stdin_closes
 
 __all__ = ["CredentialsAuthPlugin", "broker_config", "main"]
 
@@ -79,7 +82,7 @@ def broker_config(username: str, password: str) -> dict[str, Any]:
     }
 
 
-async def serve(config: dict[str, Any], stdin: asyncio.StreamReader) -> None:
+async def serve(config: dict[str, Any]) -> None:
     broker = Broker(broker_config(config["username"], config["password"]))
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -101,33 +104,34 @@ async def serve(config: dict[str, Any], stdin: asyncio.StreamReader) -> None:
         sys.stdout.flush()
         # Nothing else may go to the pipe the parent stopped reading: it could fill up.
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-        await until_stopped(stdin)
+        await until_stopped()
     finally:
         server.close()
         await broker.shutdown()
 
 
-async def until_stopped(stdin: asyncio.StreamReader) -> None:
-    """Return on SIGTERM or when stdin reaches end of file (the parent is gone)."""
+async def until_stopped() -> None:
+    """Return on SIGTERM, which is also what the parent's end of stdin closing sends."""
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-
-    async def watch_parent() -> None:
-        await stdin.read()
-        stopping.set()
-
-    watchdog = asyncio.create_task(watch_parent())
-    try:
-        await stopping.wait()
-    finally:
-        watchdog.cancel()
+    # Only now: an end of file seen before the handler was installed would kill us
+    # without a clean broker shutdown.
+    stop_when_stdin_closes()
+    await stopping.wait()
 
 
-async def run() -> int:
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    line = await stdin.readline()
+def read_config_line() -> bytes:
+    """The first line of stdin, read without buffering beyond it (the rest is watched)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
+async def run(line: bytes) -> int:
     try:
         config = json.loads(line)
     except ValueError as exc:
@@ -138,7 +142,7 @@ async def run() -> int:
         print(f"embedded broker: the configuration lacks {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        await serve(config, stdin)
+        await serve(config)
     except OSError as exc:
         print(
             f"embedded broker: cannot listen on {config['host']}:{config['port']}: {exc}",
@@ -156,7 +160,7 @@ def main() -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(run())
+    return asyncio.run(run(read_config_line()))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,16 @@
 """``iotcable demo`` as a user runs it: a subprocess that prints where Lab is, serves the
-simulator's readings through the extension, and leaves nothing behind when stopped."""
+simulator's readings through the extension within 30 seconds, leaves the checkout's
+notebooks alone, and leaves nothing behind however it is stopped."""
 
 from __future__ import annotations
 
 import getpass
 import json
-import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -22,128 +18,98 @@ import pytest
 
 import jupyter_iotcable as iot
 from jupyter_iotcable.bridge import EmbeddedBroker
-from jupyter_iotcable.demo import lab_config
+from jupyter_iotcable.demo import (
+    OWNER_FILE,
+    copy_notebooks,
+    lab_config,
+    remove_stale_workdirs,
+)
 from jupyter_iotcable.demo import main as demo_main
 from jupyter_iotcable.server.config import parse_channel
-from tests.brokers import free_port
+from tests.demos import RunningDemo, running_demo
 
-READY = re.compile(r"open (http://127\.0\.0\.1:\d+/)lab/tree/quickstart\.ipynb\?token=(\w+)")
-START_TIMEOUT = 120.0
-
-
-@dataclass
-class RunningDemo:
-    process: subprocess.Popen[str]
-    url: str
-    token: str
-    children: list[psutil.Process]
-    lines: queue.Queue[str | None]
-    reader: threading.Thread
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
-
-    def rest_of_output(self) -> str:
-        """What the demo printed after its URL (call once it has exited)."""
-        self.reader.join(10)
-        rest = []
-        while (line := self.lines.get_nowait()) is not None:
-            rest.append(line)
-        return "".join(rest)
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_READING_WITHIN = 30.0
+"""The issue: readings through the client within 30 seconds of the server being up."""
 
 
-def _read_lines(stream: object, lines: queue.Queue[str | None]) -> None:
-    assert hasattr(stream, "readline")
-    for line in iter(stream.readline, ""):
-        lines.put(line)
-    lines.put(None)
+def remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    assert left > 0, f"no reading within {FIRST_READING_WITHIN:g} s of the demo being up"
+    return left
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[RunningDemo]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IOTCABLE_", "JUPYTERHUB_"))}
-    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
-    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    env["JUPYTER_DATA_DIR"] = str(tmp_path / "data")
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_iotcable.cli",
-            "demo",
-            "--no-browser",
-            "--port",
-            str(free_port()),
-            "--devices",
-            "4",
-            "--rate",
-            "5",
-            "--workdir",
-            str(tmp_path / "demo"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    output: list[str] = []
-    found: re.Match[str] | None = None
-    deadline = time.monotonic() + START_TIMEOUT
-    try:
-        while found is None and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            output.append(line)
-            found = READY.search(line)
-        assert found is not None, "the demo did not print its URL:\n" + "".join(output)
-        children = psutil.Process(process.pid).children(recursive=True)
-        yield RunningDemo(process, found.group(1), found.group(2), children, lines, reader)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+def stops_completely(demo: RunningDemo, signum: signal.Signals) -> tuple[int, list[str]]:
+    """Start a kernel (so Lab has a child of its own), send the demo ``signum``; its exit
+    code and the processes still alive 30 seconds later (none, when all is well)."""
+    demo.api("POST", "api/kernels", {"name": "python3"})
+    family = demo.descendants()
+    assert any("ipykernel" in " ".join(p.cmdline()) for p in family), family
+    code = demo.signal(signum)
+    _, alive = psutil.wait_procs(family, timeout=30)
+    return code, [" ".join(p.cmdline())[:100] for p in alive]
 
 
-def test_demo_serves_readings_and_stops_everything(demo: RunningDemo) -> None:
-    names = {" ".join(child.cmdline()) for child in demo.children}
-    assert any("embedded_child" in name for name in names), names
-    assert any("simulate" in name for name in names), names
-    assert any("jupyterlab" in name for name in names), names
-    # The broker password reaches the simulator and Lab through their environment only.
-    simulator = next(child for child in demo.children if "simulate" in child.cmdline())
-    password = simulator.environ()["IOTCABLE_DEMO_BROKER_PASSWORD"]
-    assert password
-    assert not any(password in name for name in names)
-
-    with iot.connect(demo.url, token=demo.token, timeout=30) as cable:
-        sub = cable.subscribe("telemetry", topic="plant/+/+/env", timeout=30)
-        reading = next(sub.readings(timeout=30))
-    assert reading.columns["site"] in ("lyon", "porto")
-    assert isinstance(reading.payload, dict)
-    assert {"seq", "ts", "temperature", "setpoint", "status"} <= set(reading.payload)
-
-    assert demo.stop() == 0
-    _, alive = psutil.wait_procs(demo.children, timeout=10)
-    assert alive == []
-    assert demo.rest_of_output().endswith("broker stopped\nstopped.\n")
+def readme_demo_lines() -> list[str]:
+    """The demo's own lines in the README's sample output ([setup] lines vary)."""
+    readme = (ROOT / "README.md").read_text()
+    sample = readme.split("$ bash .ci/demo\n", 1)[1].split("```", 1)[0]
+    return [line for line in sample.splitlines() if not line.startswith("[setup]")]
 
 
-def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
-    with iot.connect(demo.url, token=demo.token, timeout=30) as cable:
+def as_pattern(line: str) -> re.Pattern[str]:
+    """A README line as a pattern: ports, tokens and temporary names vary."""
+    pattern = re.escape(line)
+    pattern = re.sub(r"127\\\.0\\\.0\\\.1:\d+", r"127\\.0\\.0\\.1:\\d+", pattern)
+    pattern = pattern.replace(r"token=\.\.\.", r"token=\w+")
+    pattern = re.sub(r"iotcable\\-demo\\-\w+", r"iotcable-demo-\\w+", pattern)
+    pattern = pattern.replace(re.escape("/tmp/"), r"/\S+/")
+    return re.compile(pattern)
+
+
+def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: Path) -> None:
+    """Run as the README runs it: the defaults, and the output the README shows."""
+    with running_demo(tmp_path, small=False) as demo:
+        deadline = demo.ready_at + FIRST_READING_WITHIN
+        with iot.connect(demo.url, token=demo.token, timeout=remaining(deadline)) as cable:
+            sub = cable.subscribe("telemetry", topic="plant/+/+/env", timeout=remaining(deadline))
+            reading = next(sub.readings(timeout=remaining(deadline)))
+        remaining(deadline)
+        assert reading.columns["site"] in ("lyon", "porto")
+        assert isinstance(reading.payload, dict)
+        assert {"seq", "ts", "temperature", "setpoint", "status"} <= set(reading.payload)
+
+        family = demo.descendants()
+        names = {" ".join(child.cmdline()) for child in family}
+        assert any("embedded_child" in name for name in names), names
+        assert any("simulate" in name for name in names), names
+        assert any("jupyterlab" in name for name in names), names
+        # The broker password reaches the simulator and Lab through their environment only.
+        simulator = next(child for child in family if "simulate" in child.cmdline())
+        password = simulator.environ()["IOTCABLE_DEMO_BROKER_PASSWORD"]
+        assert password
+        assert not any(password in name for name in names)
+
+        # What the demo printed is what the README shows, line for line.
+        printed = [*demo.output, *demo.printed_until("Ctrl-C stops the demo.")]
+        expected = readme_demo_lines()
+        assert len(printed) == len(expected), (printed, expected)
+        for line, readme_line in zip(printed, expected, strict=True):
+            assert as_pattern(readme_line).fullmatch(line.rstrip("\n")), (line, readme_line)
+
+        (workdir,) = (tmp_path / "tmp").iterdir()
+        assert demo.signal(signal.SIGTERM) == 0
+        _, alive = psutil.wait_procs(family, timeout=10)
+        assert alive == []
+        assert demo.rest_of_output().endswith("broker stopped\nstopped.\n")
+        assert not workdir.exists()
+
+
+def test_device_obeys_a_command_within_a_second(tmp_path: Path) -> None:
+    with (
+        running_demo(tmp_path) as demo,
+        iot.connect(demo.url, token=demo.token, timeout=30) as cable,
+    ):
         sub = cable.subscribe("telemetry", topic="plant/lyon/pump1/env", timeout=30)
         readings = sub.readings(timeout=30)
         before = next(readings)
@@ -160,6 +126,92 @@ def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
                 if len(later) == 3:
                     break
     assert [payload["setpoint"] for payload in later] == [31.5, 31.5, 31.5]
+
+
+def test_closing_the_terminal_stops_everything(tmp_path: Path) -> None:
+    """SIGHUP is what the demo gets when its terminal window is closed."""
+    with running_demo(tmp_path) as demo:
+        (workdir,) = (tmp_path / "tmp").iterdir()
+        code, alive = stops_completely(demo, signal.SIGHUP)
+        assert code == 0
+        assert alive == []
+        assert demo.rest_of_output().endswith("broker stopped\nstopped.\n")
+        assert not workdir.exists()
+
+
+def test_a_killed_demo_leaves_no_process_and_the_next_one_removes_its_directory(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL runs no code of the demo: each child notices by itself that it is gone."""
+    with running_demo(tmp_path) as demo:
+        (workdir,) = (tmp_path / "tmp").iterdir()
+        assert (workdir / OWNER_FILE).read_text() == str(demo.process.pid)
+        code, alive = stops_completely(demo, signal.SIGKILL)
+        assert code == -signal.SIGKILL
+        assert alive == []
+    # The directory stays (nobody was left to remove it) until the next demo starts.
+    assert workdir.exists()
+    assert remove_stale_workdirs(tmp_path / "tmp") == [workdir]
+    assert not workdir.exists()
+
+
+def test_lab_saves_into_the_demo_copy_not_the_checkout(tmp_path: Path) -> None:
+    """Lab autosaves outputs; they must not land in the notebooks/ of the source tree."""
+    original = (ROOT / "notebooks" / "quickstart.ipynb").read_bytes()
+    workdir = tmp_path / "demo"
+    with running_demo(tmp_path, "--workdir", str(workdir)) as demo:
+        assert f"notebooks: {workdir / 'notebooks'} (a copy" in "".join(
+            demo.printed_until("notebooks: ")
+        )
+        model = demo.api("GET", "api/contents/quickstart.ipynb")
+        notebook = model["content"]
+        notebook["cells"][1]["outputs"] = [
+            {"output_type": "stream", "name": "stdout", "text": "saved by Lab\n"}
+        ]
+        notebook["cells"][1]["execution_count"] = 1
+        demo.api(
+            "PUT",
+            "api/contents/quickstart.ipynb",
+            {"type": "notebook", "format": "json", "content": notebook},
+        )
+        assert demo.signal(signal.SIGTERM) == 0
+    assert (ROOT / "notebooks" / "quickstart.ipynb").read_bytes() == original
+    # --workdir keeps the user's copy, and a second demo does not overwrite it.
+    assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
+    assert copy_notebooks(workdir / "notebooks") == []
+    assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
+
+
+def test_copy_notebooks_copies_the_examples(tmp_path: Path) -> None:
+    copied = copy_notebooks(tmp_path / "notebooks")
+    assert sorted(path.name for path in copied) == ["quickstart.ipynb", "tour.ipynb"]
+    for path in copied:
+        assert path.read_bytes() == (ROOT / "notebooks" / path.name).read_bytes()
+
+
+def test_remove_stale_workdirs_keeps_the_live_and_the_unknown(tmp_path: Path) -> None:
+    live = tmp_path / "iotcable-demo-live"
+    live.mkdir()
+    (live / OWNER_FILE).write_text(str(psutil.Process().pid))
+    unknown = tmp_path / "iotcable-demo-unknown"  # no owner file: not ours to judge
+    unknown.mkdir()
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = tmp_path / "iotcable-demo-dead"
+    dead.mkdir()
+    (dead / OWNER_FILE).write_text(finished.stdout.strip())
+    other = tmp_path / "something-else"
+    other.mkdir()
+    assert remove_stale_workdirs(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "iotcable-demo-live",
+        "iotcable-demo-unknown",
+        "something-else",
+    ]
 
 
 @pytest.mark.parametrize(
