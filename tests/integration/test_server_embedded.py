@@ -1,0 +1,127 @@
+"""The extension's own embedded mode: no ``broker_url``, so each Jupyter server starts an
+amqtt broker of its own (DESIGN.md section 8), with credentials nobody outside the server
+knows. Two real servers on one machine, a reading through each, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import jupyter_iotcable as iot
+from tests.servers import LiveServer
+
+
+def gone(pid: int) -> bool:
+    """True once the process has exited (a zombie waiting for its reaper counts)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return gone(pid)
+
+
+def publish(server: LiveServer, channel: str, topic: str, payload: object) -> dict[str, Any]:
+    """The REST publish endpoint, as a script without a websocket would use it."""
+    request = urllib.request.Request(
+        f"{server.url}iotcable/api/channels/{channel}/publish",
+        method="POST",
+        data=json.dumps({"topic": topic, "payload": payload}).encode(),
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+@pytest.fixture
+def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LiveServer]]:
+    """Two servers without a broker URL. Their temporary files (the embedded brokers'
+    work directories among them) go to the test's own TMPDIR."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    started = []
+    try:
+        for name in ("one", "two"):
+            server = LiveServer(tmp_path / name, None)
+            server.start(90)
+            started.append(server)
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def test_each_server_runs_its_own_broker_and_shows_it_in_status(
+    servers: list[LiveServer], tmp_path: Path
+) -> None:
+    brokers = [server.get("iotcable/api/status")["broker"] for server in servers]
+    for broker in brokers:
+        assert broker["embedded"] is True
+        assert broker["state"] == "connected"
+        embedded = broker["embedded_broker"]
+        assert embedded["running"] is True
+        assert embedded["host"] == "127.0.0.1"
+        assert broker["broker"] == f"127.0.0.1:{embedded['port']}"
+    ports = [broker["embedded_broker"]["port"] for broker in brokers]
+    pids = [broker["embedded_broker"]["pid"] for broker in brokers]
+    assert ports[0] != ports[1]
+    assert pids[0] != pids[1]
+    server_pids = [server.process.pid for server in servers if server.process is not None]
+    for pid, server_pid in zip(pids, server_pids, strict=True):
+        assert psutil.Process(pid).ppid() == server_pid
+    # Each broker's work directory (its log) is a temporary one of its own.
+    assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 2
+
+    for server in servers:
+        server.stop()
+    for pid in pids:
+        assert wait_gone(pid), f"the embedded broker {pid} outlived its server"
+    assert list((tmp_path / "tmp").glob("iotcable-broker-*")) == []
+
+
+def test_a_publish_goes_through_its_own_server_embedded_broker_only(
+    servers: list[LiveServer],
+) -> None:
+    one, two = servers
+    with (
+        iot.connect(one.url, token=one.token, timeout=30) as cable_one,
+        iot.connect(two.url, token=two.token, timeout=30) as cable_two,
+    ):
+        sub_one = cable_one.subscribe("commands", timeout=30)
+        sub_two = cable_two.subscribe("commands", timeout=30)
+        answer = publish(one, "commands", "plant/lyon/pump1/cmd", {"setpoint": 24.5})
+        assert answer["ok"] is True
+        reading = next(sub_one.readings(timeout=30))
+        assert (reading.topic, reading.payload) == ("plant/lyon/pump1/cmd", {"setpoint": 24.5})
+        # Had the first publish reached the second server's broker, it would be its
+        # subscriber's first reading: it arrived at the first server already.
+        assert publish(two, "commands", "plant/porto/fan1/cmd", {"setpoint": 19.0})["ok"] is True
+        first_on_two = next(sub_two.readings(timeout=30))
+        assert (first_on_two.topic, first_on_two.payload) == (
+            "plant/porto/fan1/cmd",
+            {"setpoint": 19.0},
+        )
+
+
+def test_a_killed_server_takes_its_embedded_broker_with_it(servers: list[LiveServer]) -> None:
+    """SIGKILL runs no cleanup in the server: the broker sees its stdin close and exits."""
+    server = servers[1]
+    pid = server.get("iotcable/api/status")["broker"]["embedded_broker"]["pid"]
+    assert server.process is not None
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(10)
+    assert wait_gone(pid), f"the embedded broker {pid} outlived its killed server"
