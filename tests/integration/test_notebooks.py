@@ -1,97 +1,67 @@
-"""The example notebooks run top to bottom against a real server fed by the simulator.
-
-The kernel is started by nbclient, not by the server, so it finds the server the way any
-other kernel would without the server's help: through ``IOTCABLE_URL``/``IOTCABLE_TOKEN``.
+"""The example notebooks run top to bottom in the set-up a user has: ``iotcable demo``
+(embedded broker, simulator, JupyterLab with the demo's channels), each in a kernel that
+Lab started, so ``connect()`` finds the server through the extension's kernel token and
+the commands go out as the person who started the demo.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-from jupyter_iotcable.bridge import SimulatorConfig, run_simulator
-from tests.brokers import Mosquitto
-from tests.servers import LiveServer
+from tests.demos import RunningDemo, execute_in_lab, outputs, running_demo
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-@pytest.fixture
-def simulator(mosquitto: Mosquitto) -> Iterator[None]:
-    """Four devices (two per site) at 5 Hz on the test's mosquitto, in a thread of its own."""
-    config = SimulatorConfig(
-        broker_url=mosquitto.url, devices=4, rate=5.0, seed=7, dropout_interval=0
-    )
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete,
-        args=(run_simulator(config, stop=stop, on_ready=ready.set),),
-        daemon=True,
-    )
-    thread.start()
-    try:
-        assert ready.wait(10), "the simulator did not connect to mosquitto"
-        yield
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    """One demo for both notebooks (starting one takes a while)."""
+    tmp_path = tmp_path_factory.mktemp("notebooks-demo")
+    with running_demo(tmp_path, "--workdir", str(tmp_path / "demo")) as running:
+        yield running
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        # The device answered the command with its new setpoint.
-        ("quickstart", "reported setpoint"),
-        # Both subscriptions delivered: two devices in lyon, two in porto.
-        ("tour", "from 4 devices"),
-    ],
-)
-def test_notebook_runs_without_errors(
-    name: str,
-    expected: str,
-    live_server: LiveServer,
-    simulator: None,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    monkeypatch.setenv("IOTCABLE_URL", live_server.url)
-    monkeypatch.setenv("IOTCABLE_TOKEN", live_server.token)
-    notebook = nbformat.read(  # type: ignore[no-untyped-call]
+def read_notebook(name: str) -> nbformat.NotebookNode:
+    notebook: nbformat.NotebookNode = nbformat.read(  # type: ignore[no-untyped-call]
         NOTEBOOKS / f"{name}.ipynb", as_version=4
     )
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         f"{name}.ipynb is stored with outputs; clear them before committing"
     )
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=60,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    # A failing cell raises CellExecutionError naming the cell and the traceback.
-    client.execute()
-    errors = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "error"
-    ]
-    assert errors == []
-    printed = "".join(
-        output.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "stream"
-    )
-    assert expected in printed
+    return notebook
+
+
+def printed(notebook: nbformat.NotebookNode) -> str:
+    return "".join(output.get("text", "") for output in outputs(notebook, "stream"))
+
+
+def test_quickstart_runs_and_a_device_obeys_its_command(demo: RunningDemo) -> None:
+    notebook = read_notebook("quickstart")
+    execute_in_lab(demo, notebook)
+    assert outputs(notebook, "error") == []
+    text = printed(notebook)
+    # The device answered the command with its new setpoint.
+    assert "reported setpoint" in text
+    # A demo younger than the five minutes of history asked for: the gap is explained.
+    assert "when this server started" in text
+    assert "faulted device(s)" in text
+
+
+def test_tour_runs_on_two_channels_and_draws_a_matplotlib_chart(demo: RunningDemo) -> None:
+    notebook = read_notebook("tour")
+    execute_in_lab(demo, notebook)
+    assert outputs(notebook, "error") == []
+    text = printed(notebook)
+    # The demo runs four devices, two per site: the plant subscription sees them all.
+    assert "from 4 devices" in text
+    # The command was seen on the commands channel and answered on telemetry.
+    assert "reports setpoint" in text
+    assert text.count(" flagged (") == 3
+    # The chart the user sees: matplotlib's inline PNG, not a fallback.
+    images = [output for output in outputs(notebook, "display_data") if "image/png" in output.data]
+    assert len(images) == 1
+    assert images[0].data["text/plain"].startswith("<Figure size")
