@@ -51,7 +51,24 @@ def make_identifier(channel: str, **params: str) -> str:
         raise LocalProtocolError(
             f"channel must be 1 to {MAX_CHANNEL_LENGTH} characters, got {len(channel)}"
         )
+    _check_unicode(f'channel "{excerpt(channel)}"', channel)
+    for key, value in params.items():
+        _check_unicode(f'param name "{excerpt(key)}"', key)
+        _check_unicode(f'param "{excerpt(key)}" ("{excerpt(value)}")', value)
     return json.dumps({"channel": channel, **params}, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_unicode(what: str, text: str) -> None:
+    """Refuse a lone surrogate now: the identifier could never be sent (the frame holding
+    it cannot be encoded as UTF-8), and the error would surface later, at the socket."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = f"\\u{ord(text[exc.start]):04x}"
+        raise LocalProtocolError(
+            f"{what} holds a lone surrogate ({code} at character {exc.start}), which cannot "
+            "be sent as UTF-8; pass valid Unicode text"
+        ) from None
 
 
 def parse_identifier(identifier: str) -> ChannelRef:

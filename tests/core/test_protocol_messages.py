@@ -159,6 +159,42 @@ def test_make_identifier_checks_the_channel(channel: str) -> None:
         make_identifier(channel)
 
 
+@pytest.mark.parametrize(
+    ("channel", "params", "message"),
+    [
+        (
+            "a\ud800",
+            {},
+            'channel "a\\ud800" holds a lone surrogate (\\ud800 at character 1), which '
+            "cannot be sent as UTF-8; pass valid Unicode text",
+        ),
+        (
+            "telemetry",
+            {"topic": "plant/\udcff/env"},
+            'param "topic" ("plant/\\udcff/env") holds a lone surrogate (\\udcff at '
+            "character 6), which cannot be sent as UTF-8; pass valid Unicode text",
+        ),
+        (
+            "telemetry",
+            {"\udc80": "x"},
+            'param name "\\udc80" holds a lone surrogate (\\udc80 at character 0), which '
+            "cannot be sent as UTF-8; pass valid Unicode text",
+        ),
+    ],
+)
+def test_make_identifier_refuses_lone_surrogates(
+    channel: str, params: dict[str, str], message: str
+) -> None:
+    # Refused here, not later when the subscribe frame fails to reach the socket.
+    with pytest.raises(LocalProtocolError) as info:
+        make_identifier(channel, **params)
+    assert str(info.value) == message
+
+
+def test_make_identifier_keeps_surrogate_pairs_as_their_character() -> None:
+    assert make_identifier("t\U0001f600") == '{"channel":"t\U0001f600"}'
+
+
 def test_parse_identifier_reads_channel_and_params() -> None:
     ref = parse_identifier('{"channel":"telemetry","topic":"a/+","window":"15min"}')
     assert ref == ChannelRef("telemetry", {"topic": "a/+", "window": "15min"})
