@@ -223,7 +223,8 @@ class BrokerSettings:
         ]
         if tls_options and not tls:
             raise BrokerConfigError(
-                f"{', '.join(tls_options)} only apply to TLS connections; "
+                f"{', '.join(tls_options)} only appl{'y' if len(tls_options) > 1 else 'ies'} "
+                "to TLS connections; "
                 f"use an mqtts:// URL instead of {_shown(self.url)!r}",
                 *tls_options,
             )

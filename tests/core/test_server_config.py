@@ -156,7 +156,7 @@ def test_numeric_settings_at_their_bounds_are_accepted() -> None:
         ),
         (
             {"broker_tls_insecure": True},
-            "c.IoTCableApp.broker_tls_insecure: tls_insecure only apply to TLS connections; "
+            "c.IoTCableApp.broker_tls_insecure: tls_insecure only applies to TLS connections; "
             "use an mqtts:// URL instead of 'mqtt://127.0.0.1:9'",
         ),
         ({"broker_client_id": ""}, "c.IoTCableApp.broker_client_id: the MQTT client id must"),
