@@ -14,9 +14,11 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .client import (
         AuthenticationFailed,
+        BlockingCallInCallback,
         Cable,
         CableClosed,
         ConnectionFailed,
+        InvalidPayload,
         IoTCableError,
         IoTCableTimeout,
         PublishRefused,
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationFailed",
+    "BlockingCallInCallback",
     "Cable",
     "CableClosed",
     "ConnectionFailed",
+    "InvalidPayload",
     "IoTCableError",
     "IoTCableTimeout",
     "PublishRefused",

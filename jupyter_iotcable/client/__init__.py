@@ -9,8 +9,10 @@ from __future__ import annotations
 from .cable import Cable, ChannelInfo, PublishResult, connect, connect_async
 from .errors import (
     AuthenticationFailed,
+    BlockingCallInCallback,
     CableClosed,
     ConnectionFailed,
+    InvalidPayload,
     IoTCableError,
     IoTCableTimeout,
     PublishRefused,
@@ -21,10 +23,12 @@ from .subscription import Reading, Subscription
 
 __all__ = [
     "AuthenticationFailed",
+    "BlockingCallInCallback",
     "Cable",
     "CableClosed",
     "ChannelInfo",
     "ConnectionFailed",
+    "InvalidPayload",
     "IoTCableError",
     "IoTCableTimeout",
     "PublishRefused",

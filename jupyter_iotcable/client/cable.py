@@ -4,10 +4,16 @@ Threading: a cable runs its websocket on a private event loop in a daemon thread
 ``loop.py``). All protocol state (the ``ClientConnection``, the table of identifiers on
 the wire) lives on that thread; the public methods hand work over and wait for the
 answer, so they are safe from any thread, and their ``*_async`` twins await the same
-work from any asyncio loop (ipykernel's included) without blocking it.
+work from any asyncio loop (ipykernel's included) without blocking it. Subscription
+callbacks run on that thread too: there, ``unsubscribe``, ``close`` and
+``drop_connection`` act directly, and methods that wait for the server refuse with
+``BlockingCallInCallback`` (the answer could only arrive on the thread they block).
 
-Several ``Subscription`` objects may share one identifier on the wire (same channel and
-topic): the server is subscribed once and every one of them gets the rows.
+Every ``Subscription`` has its own identifier on the wire, so each gets exactly the
+history it asked for (the machine drops rows per identifier it already holds: shared,
+a second subscription's backfill would be swallowed by the first one's rows). A second
+subscription to the same channel and topic adds an ``instance`` param to its identifier;
+the server reads only ``channel`` and ``topic`` and ignores other params.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import itertools
 import logging
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -29,6 +37,7 @@ from ..protocol import (
     Gap,
     HistoryConfirmed,
     HistoryRequest,
+    LocalProtocolError,
     RowsReceived,
     ServerError,
     Subprotocol,
@@ -43,6 +52,7 @@ from ..protocol import (
 from .discovery import Endpoint, discover
 from .durations import since_timestamp, window_bounds
 from .errors import (
+    BlockingCallInCallback,
     CableClosed,
     ConnectionFailed,
     IoTCableError,
@@ -50,6 +60,7 @@ from .errors import (
     SubscriptionRejected,
 )
 from .loop import BackgroundLoop
+from .payloads import publishable
 from .subscription import Subscription, _facts_table
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, Transport, get_json
 
@@ -68,11 +79,26 @@ CableState = Literal["connecting", "connected", "reconnecting", "closed"]
 _OPEN_CABLES: weakref.WeakSet[Cable] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_open_cables() -> None:
     """Close every cable at interpreter exit, so the server sees a clean close (1000)."""
     for cable in list(_OPEN_CABLES):
         cable.close(timeout=1.0)
+
+
+def _close_at_exit() -> None:
+    # ``atexit`` runs only after Python has joined the non-daemon threads, so a user
+    # thread blocked in ``sub.readings()`` would keep the script from ever exiting.
+    # ``threading._register_atexit`` (what concurrent.futures uses) runs before that join:
+    # closing the cables there ends their iterators, and the threads can finish.
+    register_before_join = getattr(threading, "_register_atexit", None)
+    if register_before_join is not None:
+        # RuntimeError: imported while the interpreter is already shutting down.
+        with contextlib.suppress(RuntimeError):
+            register_before_join(_close_open_cables)
+    atexit.register(_close_open_cables)
+
+
+_close_at_exit()
 
 
 @dataclass(frozen=True)
@@ -102,13 +128,20 @@ class ChannelInfo:
 
 @dataclass
 class _Wire:
-    """One identifier subscribed on the wire, and who waits on it."""
+    """One identifier subscribed on the wire, and who waits on it.
+
+    It belongs to one ``subscription``, or to none when it was opened only because the
+    server answers a publish only on a subscription of the channel; ``publishing``
+    counts the publishes waiting for their answer on it. Once neither is left, the
+    identifier is unsubscribed, so that no hidden subscription keeps streaming rows.
+    """
 
     channel: str
     topic: str | None
+    subscription: Subscription | None = None
+    publishing: int = 0
     state: Literal["pending", "confirmed"] = "pending"
     meta: dict[str, Any] = field(default_factory=dict)
-    subscribers: list[Subscription] = field(default_factory=list)
     confirm_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     history_waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -133,6 +166,9 @@ def connect(
     cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
     try:
         cable._wait(cable._ready, timeout, "waiting for the server's welcome")
+    except IoTCableTimeout as exc:
+        cable.close()
+        raise _with_scheme_hint(exc, cable.endpoint) from None
     except BaseException:
         cable.close()
         raise
@@ -150,10 +186,25 @@ async def connect_async(
     cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
     try:
         await cable._await(cable._ready, timeout, "waiting for the server's welcome")
+    except IoTCableTimeout as exc:
+        await cable.aclose()
+        raise _with_scheme_hint(exc, cable.endpoint) from None
     except BaseException:
         await cable.aclose()
         raise
     return cable
+
+
+def _with_scheme_hint(error: IoTCableTimeout, endpoint: Endpoint) -> IoTCableTimeout:
+    """An https URL that gets no answer is most often a plain-http server (Jupyter's default):
+    the TLS handshake waits forever for a reply that an http server never sends."""
+    if not endpoint.base_url.startswith("https://"):
+        return error
+    plain = "http://" + endpoint.base_url.removeprefix("https://")
+    return IoTCableTimeout(
+        f"{error}; or the URL has the wrong scheme: a server that speaks plain http never "
+        f"answers a TLS handshake, so try {plain}"
+    )
 
 
 class Cable:
@@ -178,6 +229,7 @@ class Cable:
         self.broker_detail: str | None = None
         self.error: IoTCableError | None = None
         self.last_server_error: str | None = None
+        self._closing = False
         self._wires: dict[str, _Wire] = {}
         self._publish_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._refs = itertools.count(1)
@@ -210,7 +262,8 @@ class Cable:
     @property
     def subscriptions(self) -> list[Subscription]:
         """The live subscriptions of this cable."""
-        return [sub for wire in list(self._wires.values()) for sub in list(wire.subscribers)]
+        subs = (wire.subscription for wire in list(self._wires.values()))
+        return [sub for sub in subs if sub is not None]
 
     # -- subscribing ------------------------------------------------------------------------
 
@@ -233,7 +286,7 @@ class Cable:
         lies outside it.
         """
         sub, work = self._prepare_subscribe(channel, topic, window, max_rows, history)
-        self._wait(work, self._timeout(timeout), f"subscribing to {channel!r}")
+        self._run(work, self._timeout(timeout), f"subscribing to {channel!r}")
         return sub
 
     async def subscribe_async(
@@ -248,7 +301,7 @@ class Cable:
     ) -> Subscription:
         """``subscribe`` for asyncio code."""
         sub, work = self._prepare_subscribe(channel, topic, window, max_rows, history)
-        await self._await(work, self._timeout(timeout), f"subscribing to {channel!r}")
+        await self._await(self._submit(work), self._timeout(timeout), f"subscribing to {channel!r}")
         return sub
 
     def _prepare_subscribe(
@@ -258,51 +311,54 @@ class Cable:
         window: str | timedelta | int | None,
         max_rows: int,
         history: str | timedelta | datetime | float | None,
-    ) -> tuple[Subscription, concurrent.futures.Future[None]]:
+    ) -> tuple[Subscription, Coroutine[object, object, None]]:
         rows, seconds = window_bounds(window, max_rows)
         since = None if history is None else since_timestamp(history, time.time())
-        identifier = _identifier(channel, topic)
-        sub = Subscription(self, channel, topic, identifier, max_rows=rows, window=seconds)
-        return sub, self._submit(self._subscribe(sub, since))
+        _check_channel(channel, topic)
+        # The identifier on the wire is chosen on the cable's thread, which owns the table.
+        sub = Subscription(self, channel, topic, "", max_rows=rows, window=seconds)
+        return sub, self._subscribe(sub, since)
 
     async def _subscribe(self, sub: Subscription, since: float | None) -> None:
-        await self._until_connected()
-        wire = self._wires.get(sub.identifier)
-        new = wire is None
-        if wire is None:
-            wire = self._wires[sub.identifier] = _Wire(sub.channel, sub.topic)
-        wire.subscribers.append(sub)
-        loop = asyncio.get_running_loop()
-        waiters: list[asyncio.Future[None]] = []
         try:
-            if wire.state == "pending":
-                waiters.append(_waiter(loop, wire.confirm_waiters))
+            await self._until_connected()
+            history = HistoryRequest(since=since) if since is not None else None
+            identifier = self._connection.subscribe(
+                sub.channel, history=history, **self._free_params(sub.channel, sub.topic)
+            )
+            sub.identifier = identifier
+            wire = self._wires[identifier] = _Wire(sub.channel, sub.topic, subscription=sub)
+            loop = asyncio.get_running_loop()
+            waiters = [_waiter(loop, wire.confirm_waiters)]
             if since is not None:
                 waiters.append(_waiter(loop, wire.history_waiters))
-            if new:
-                history = HistoryRequest(since=since) if since is not None else None
-                self._connection.subscribe(sub.channel, history=history, **_params(sub.topic))
-            elif since is not None and wire.state == "confirmed":
-                self._connection.request_history(sub.identifier, since=since)
             self._transport.flush()
-            if wire.state == "confirmed":
-                sub._confirm(wire.meta)
             for waiter in waiters:
                 await waiter
         except BaseException:
-            self._forget_subscriber(sub, "unsubscribed")
+            self._forget_subscriber(sub)
             raise
+
+    def _free_params(self, channel: str, topic: str | None) -> dict[str, str]:
+        """Identifier params naming a new subscription: an ``instance`` when the plain
+        identifier of this channel and topic is taken (its server side ignores it)."""
+        params = _params(topic)
+        instance = 1
+        while make_identifier(channel, **params) in self._wires:
+            instance += 1
+            params = {**_params(topic), "instance": str(instance)}
+        return params
 
     def _request_history(
         self, sub: Subscription, since: str | timedelta | datetime | float, timeout: float
     ) -> None:
         start = since_timestamp(since, time.time())
-        self._wait(self._submit(self._history(sub, start)), timeout, "waiting for history")
+        self._run(self._history(sub, start), timeout, "waiting for history")
 
     async def _history(self, sub: Subscription, since: float) -> None:
         await self._until_connected()
         wire = self._wires.get(sub.identifier)
-        if wire is None or sub not in wire.subscribers:
+        if wire is None or wire.subscription is not sub:
             raise CableClosed(f"{sub!r} is not subscribed any more: subscribe again first")
         if wire.state == "pending":  # resubscribing after a reconnect
             await _waiter(asyncio.get_running_loop(), wire.confirm_waiters)
@@ -312,26 +368,39 @@ class Cable:
         await waiter
 
     def _unsubscribe(self, sub: Subscription) -> None:
-        if self._loop.loop.is_closed():
+        if self._loop.in_loop_thread:
+            # A callback: the table is ours already, and waiting for the loop would
+            # wait for ourselves, for ever.
+            self._forget_subscriber(sub)
+            return
+        try:
+            self._loop.call(self._forget_subscriber, sub).result()
+        except RuntimeError:  # the loop closed in the meantime: nothing left on the wire
             sub._end("unsubscribed")
-            return
-        self._loop.call(self._forget_subscriber, sub, "unsubscribed").result()
 
-    def _forget_subscriber(self, sub: Subscription, state: Literal["unsubscribed"]) -> None:
-        wire = self._wires.get(sub.identifier)
+    def _forget_subscriber(self, sub: Subscription) -> None:
         if sub.state in ("pending", "live"):
-            sub._end(state)
-        if wire is None or sub not in wire.subscribers:
+            sub._end("unsubscribed")
+        wire = self._wires.get(sub.identifier)
+        if wire is None or wire.subscription is not sub:
             return
-        wire.subscribers.remove(sub)
-        if wire.subscribers:
+        wire.subscription = None
+        self._release_if_unused(sub.identifier, wire)
+
+    def _release_if_unused(self, identifier: str, wire: _Wire) -> None:
+        """Unsubscribe ``identifier`` once no subscription and no publish uses it."""
+        if (
+            wire.subscription is not None
+            or wire.publishing
+            or self._wires.get(identifier) is not wire
+        ):
             return
-        del self._wires[sub.identifier]
+        del self._wires[identifier]
         for waiter in wire.confirm_waiters + wire.history_waiters:
             waiter.cancel()
-        if self._transport.is_open:
-            self._connection.unsubscribe(sub.identifier)
-            self._transport.flush()
+        # Also while reconnecting: the machine would otherwise subscribe it again.
+        self._connection.unsubscribe(identifier)
+        self._transport.flush()
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -351,8 +420,9 @@ class Cable:
         carry) raises ``PublishRefused`` with the server's reason, or with
         ``check=False`` comes back as a falsy result whose ``reason`` says why.
         """
-        result = self._wait(
-            self._submit(self._publish(channel, payload, topic)),
+        message = publishable(payload)
+        result = self._run(
+            self._publish(channel, message, topic),
             self._timeout(timeout),
             f"publishing to {topic!r}",
         )
@@ -368,8 +438,9 @@ class Cable:
         check: bool = True,
     ) -> PublishResult:
         """``publish`` for asyncio code."""
+        message = publishable(payload)
         result = await self._await(
-            self._submit(self._publish(channel, payload, topic)),
+            self._submit(self._publish(channel, message, topic)),
             self._timeout(timeout),
             f"publishing to {topic!r}",
         )
@@ -377,19 +448,33 @@ class Cable:
 
     async def _publish(self, channel: str, payload: object, topic: str) -> PublishResult:
         await self._until_connected()
-        # The server answers a perform only on a subscription of the channel: use any we
-        # have, else subscribe narrowly (to the publish topic) so that few rows come along.
-        identifier = next((i for i, w in self._wires.items() if w.channel == channel), None)
-        if identifier is None:
-            identifier = _identifier(channel, topic)
-            self._wires[identifier] = _Wire(channel, topic)
-            self._connection.subscribe(channel, history=None, **_params(topic))
-            self._transport.flush()
-        if self._wires[identifier].state == "pending":
-            try:
-                await _waiter(asyncio.get_running_loop(), self._wires[identifier].confirm_waiters)
-            except SubscriptionRejected as exc:
-                return PublishResult(False, topic, exc.reason)
+        identifier, wire = self._wire_to_publish_on(channel, topic)
+        wire.publishing += 1
+        try:
+            if wire.state == "pending":
+                try:
+                    await _waiter(asyncio.get_running_loop(), wire.confirm_waiters)
+                except SubscriptionRejected as exc:
+                    return PublishResult(False, topic, exc.reason)
+            return await self._perform_publish(identifier, payload, topic)
+        finally:
+            wire.publishing -= 1
+            self._release_if_unused(identifier, wire)
+
+    def _wire_to_publish_on(self, channel: str, topic: str) -> tuple[str, _Wire]:
+        """The server answers a publish only on a subscription of the channel: use one we
+        have, else subscribe to just the publish topic until the answer is in."""
+        for identifier, wire in self._wires.items():
+            if wire.channel == channel:
+                return identifier, wire
+        identifier = self._connection.subscribe(
+            channel, history=None, **self._free_params(channel, topic)
+        )
+        wire = self._wires[identifier] = _Wire(channel, topic)
+        self._transport.flush()
+        return identifier, wire
+
+    async def _perform_publish(self, identifier: str, payload: object, topic: str) -> PublishResult:
         ref = str(next(self._refs))
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._publish_waiters[ref] = answer
@@ -413,9 +498,7 @@ class Cable:
     def channels(self, *, timeout: float | None = None) -> list[ChannelInfo]:
         """The channels this user may read or write (``GET iotcable/api/channels``)."""
         wait = self._timeout(timeout)
-        body = self._wait(
-            self._submit(get_json(self.endpoint, "channels", wait)), wait + 1, "listing channels"
-        )
+        body = self._run(get_json(self.endpoint, "channels", wait), wait + 1, "listing channels")
         return _channel_infos(body, self.endpoint)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -426,19 +509,45 @@ class Cable:
         The cable then reconnects and resumes like after any outage: a way to check
         that code survives one.
         """
+        if self._loop.in_loop_thread:
+            self._transport.drop()
+            return
+        if self._closing or self._loop.loop.is_closed():
+            raise CableClosed(f"the cable to {self.url} is closed: there is no connection to drop")
         self._loop.call(self._transport.drop).result()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Close the websocket cleanly and stop the background thread. Idempotent."""
+        """Close the websocket cleanly and stop the background thread. Idempotent.
+
+        From a subscription callback it ends the subscriptions and iterators at once,
+        and the closing handshake finishes on the cable's thread after the callback.
+        """
         _OPEN_CABLES.discard(self)
         if self._loop.loop.is_closed():
             return
-        if not self._loop.in_loop_thread:
-            try:
-                self._submit(self._shutdown(timeout)).result(timeout + 1)
-            except (concurrent.futures.TimeoutError, RuntimeError):
-                log.warning("iotcable: closing %s timed out", self.url)
+        if self._closing:
+            # Closed from a callback (or another thread): wait for that close to finish.
+            if not self._loop.in_loop_thread:
+                self._loop.join(timeout + 1)
+            return
+        self._closing = True
+        if self._loop.in_loop_thread:
+            self._close_from_callback(timeout)
+            return
+        try:
+            self._loop.submit(self._shutdown(timeout)).result(timeout + 1)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            log.warning("iotcable: closing %s timed out", self.url)
         self._loop.stop(timeout)
+
+    def _close_from_callback(self, timeout: float) -> None:
+        # The loop cannot wait for itself: end what users wait on now, and let the loop
+        # run the shutdown after this callback returns, then stop.
+        self.state = "closed"
+        self._connected.clear()
+        self._end_everything()
+        shutdown = asyncio.ensure_future(self._shutdown(timeout))
+        shutdown.add_done_callback(lambda _: self._loop.loop.stop())
 
     async def aclose(self) -> None:
         """``close`` for asyncio code."""
@@ -523,10 +632,9 @@ class Cable:
 
     def _dispatch(self, event: ClientEvent) -> None:
         if isinstance(event, RowsReceived):
-            wire = self._wires.get(event.identifier)
-            if wire is not None:
-                for sub in wire.subscribers:
-                    sub._receive(event.epoch, list(event.rows), event.dropped)
+            sub = self._subscription(event.identifier)
+            if sub is not None:
+                sub._receive(event.epoch, list(event.rows), event.dropped)
         elif isinstance(event, Welcomed):
             self.state = "connected"
             self.sid = event.sid
@@ -561,8 +669,8 @@ class Cable:
             return
         wire.state = "confirmed"
         wire.meta = meta
-        for sub in wire.subscribers:
-            sub._confirm(meta)
+        if wire.subscription is not None:
+            wire.subscription._confirm(meta)
         _resolve(wire.confirm_waiters)
 
     def _rejected(self, identifier: str, reason: str) -> None:
@@ -571,8 +679,8 @@ class Cable:
             return
         self._connection.unsubscribe(identifier)  # forget it (a rejected one sends nothing)
         error = SubscriptionRejected(wire.channel, wire.topic, reason)
-        for sub in wire.subscribers:
-            sub._end("rejected", reason)
+        if wire.subscription is not None:
+            wire.subscription._end("rejected", reason)
         _resolve(wire.confirm_waiters + wire.history_waiters, error)
 
     def _history_answered(self, identifier: str) -> None:
@@ -584,8 +692,8 @@ class Cable:
         wire = self._wires.get(event.identifier)
         if wire is None:
             return
-        for sub in wire.subscribers:
-            sub._record_gap(
+        if wire.subscription is not None:
+            wire.subscription._record_gap(
                 reason=event.reason,
                 stream_id=event.stream_id,
                 epoch_changed=event.epoch_changed,
@@ -595,11 +703,15 @@ class Cable:
         # A reject_history is how the server answers a history request it cannot serve.
         _resolve(wire.history_waiters)
 
+    def _subscription(self, identifier: str) -> Subscription | None:
+        wire = self._wires.get(identifier)
+        return None if wire is None else wire.subscription
+
     def _end_everything(self) -> None:
         error = self.error or CableClosed(f"the cable to {self.url} is closed")
         for wire in self._wires.values():
-            for sub in wire.subscribers:
-                sub._end("closed", None if self.error is None else str(self.error))
+            if wire.subscription is not None:
+                wire.subscription._end("closed", None if self.error is None else str(self.error))
             _resolve(wire.confirm_waiters + wire.history_waiters, error)
         self._wires.clear()
         for waiter in self._publish_waiters.values():
@@ -624,13 +736,27 @@ class Cable:
             raise self.error or CableClosed(f"the cable to {self.url} is closed")
 
     def _submit(self, coro: Coroutine[object, object, T]) -> concurrent.futures.Future[T]:
-        if self._loop.loop.is_closed():
+        if self._closing or self._loop.loop.is_closed():
             coro.close()
             raise self.error or CableClosed(f"the cable to {self.url} is closed")
         return self._loop.submit(coro)
 
     def _timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
+
+    def _run(self, coro: Coroutine[object, object, T], timeout: float, what: str) -> T:
+        """Run ``coro`` on the cable's thread and wait for its result (sync methods)."""
+        if self._loop.in_loop_thread:
+            # Checked before anything is sent: refused work must not half happen.
+            coro.close()
+            raise BlockingCallInCallback(
+                f"{what}: this waits for the server's answer, which arrives on the thread "
+                "running this subscription callback, so it cannot be done here. Hand it to "
+                "another thread, e.g. threading.Thread(target=cable.publish, args=(...), "
+                "kwargs={...}).start(), or act on readings from sub.readings() instead. "
+                "sub.unsubscribe(), cable.close() and cable.drop_connection() work here."
+            )
+        return self._wait(self._submit(coro), timeout, what)
 
     def _wait(
         self,
@@ -639,9 +765,8 @@ class Cable:
         what: str,
     ) -> T:
         if self._loop.in_loop_thread:
-            raise RuntimeError(
-                "a cable cannot wait for its own thread: do not call blocking cable methods "
-                "from a subscription callback; use the *_async methods or another thread"
+            raise BlockingCallInCallback(
+                f"{what}: a cable cannot wait for its own thread (a subscription callback)"
             )
         try:
             return future.result(timeout)
@@ -662,8 +787,19 @@ class Cable:
         )
 
 
-def _identifier(channel: str, topic: str | None) -> str:
-    return make_identifier(channel, **_params(topic))
+def _check_channel(channel: str, topic: str | None) -> None:
+    """Refuse on the caller's thread what cannot become an identifier."""
+    if not isinstance(channel, str) or not (topic is None or isinstance(topic, str)):
+        raise TypeError(
+            f"channel and topic must be strings, got {type(channel).__name__} and "
+            f"{type(topic).__name__}; cable.channels() lists the channels"
+        )
+    try:
+        make_identifier(channel, **_params(topic))
+    except LocalProtocolError as exc:
+        raise ValueError(
+            f"channel {channel!r}: {exc}; cable.channels() lists the channels"
+        ) from None
 
 
 def _params(topic: str | None) -> dict[str, str]:

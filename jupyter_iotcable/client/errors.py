@@ -59,3 +59,11 @@ class PublishRefused(IoTCableError):
         super().__init__(
             f"publish to {result.topic!r} on channel {channel!r} was refused: {result.reason}"
         )
+
+
+class InvalidPayload(IoTCableError, ValueError):
+    """A publish payload cannot be sent as JSON (NaN, infinity, an unknown type, ...)."""
+
+
+class BlockingCallInCallback(IoTCableError, RuntimeError):
+    """A method that waits for the server was called on the cable's own thread (a callback)."""

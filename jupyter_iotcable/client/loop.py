@@ -63,6 +63,11 @@ class BackgroundLoop:
         self.loop.call_soon_threadsafe(run)
         return future
 
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the loop's thread to end (not from that thread)."""
+        if not self.in_loop_thread:
+            self._thread.join(timeout)
+
     def stop(self, timeout: float) -> None:
         """Stop the loop and wait up to ``timeout`` seconds for its thread to end."""
         if self.loop.is_closed():

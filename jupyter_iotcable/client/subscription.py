@@ -336,8 +336,10 @@ class Subscription:
     ) -> None:
         for feed in feeds:
             feed.put(readings)
-        for callback in callbacks:
-            for reading in readings:
+        for reading in readings:
+            for callback in callbacks:
+                if self.state not in ("pending", "live"):
+                    return  # a callback unsubscribed or closed the cable: stop here
                 try:
                     callback(reading)
                 except Exception:

@@ -105,6 +105,10 @@ class Transport:
             if not decision.reconnect:
                 self._listener.transport_failed(_final_loss(decision.reason, self.endpoint))
                 break
+            if self._welcomed_once:
+                # Now, not after the backoff: the machine has just made every subscription
+                # pending, and nothing may be performed on them until they are confirmed.
+                self._listener.transport_state("reconnecting")
             await self._sleep(decision.delay)
         self._listener.transport_state("closed")
 
