@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import re
+import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from jupyter_iotcable.protocol import make_identifier
 from tests.brokers import Mosquitto
 from tests.integration.conftest import CableFactory
+from tests.integration.test_client_kernel import rest, run_in_kernel
+from tests.servers import LiveServer
 
 
 @pytest.fixture
@@ -93,3 +101,162 @@ async def test_password_appears_nowhere(
     assert len(all_logs.records) > 5, "the logs should have been captured"
     leaks = [s for s in seen if secret in s]
     assert not leaks, f"broker password leaked in: {leaks[:3]}"
+
+
+# -- a real server: its environment for kernels, and its whole log ------------------------
+
+
+class PasswordServer(LiveServer):
+    """A live server whose environment holds the broker password, logging at DEBUG."""
+
+    def __init__(self, workdir: Path, broker: Mosquitto | None, password: str, **kw: Any):
+        super().__init__(workdir, broker, **kw)
+        self.password = password
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), PASSWORD_VARIABLE: self.password}
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        config["ServerApp"]["log_level"] = "DEBUG"
+        return config
+
+
+PASSWORD_VARIABLE = "TEST_IOTCABLE_BROKER_PASSWORD"
+WITH_PASSWORD = {"broker_username": "bridge", "broker_password_env": PASSWORD_VARIABLE}
+GOOD_CHANNELS = {"t": {"topics": ["a/#"], "read": ["*"]}}
+
+
+@pytest.mark.parametrize(
+    ("channels", "settings"),
+    [
+        ({"t": {"topics": ["a/#/b"], "read": ["*"]}}, {"broker_url": "mqtt://127.0.0.1:9"}),
+        (GOOD_CHANNELS, {"broker_url": "http://127.0.0.1:9"}),
+        (GOOD_CHANNELS, {"broker_url": "mqtts://127.0.0.1:9", "broker_ca_certs": "/nonexistent"}),
+        (GOOD_CHANNELS, {"broker_url": "mqtt://127.0.0.1:9", "max_subscriptions": "many"}),
+        ({}, {}),
+    ],
+    ids=["bad_channel", "bad_url", "missing_tls_file", "type_error", "no_channels"],
+)
+async def test_kernels_never_inherit_the_password_even_when_the_config_is_invalid(
+    tmp_path: Path, channels: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    secret = f"pw-{secrets.token_hex(8)}"
+    server = PasswordServer(
+        tmp_path / "server",
+        None,
+        secret,
+        channels=channels,
+        extra_config={**WITH_PASSWORD, **settings},
+    )
+    await asyncio.to_thread(server.start, wait_for_broker=False)
+    try:
+        kernel = rest(server, "POST", "api/kernels")
+        try:
+            code = f"import os; print(repr(os.environ.get({PASSWORD_VARIABLE!r})))"
+            out = await run_in_kernel(server, kernel["id"], code)
+        finally:
+            rest(server, "DELETE", f"api/kernels/{kernel['id']}")
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert out.strip() == "None"
+
+
+async def _read_until(ws: WebSocketClientConnection, wanted: str, timeout: float) -> list[str]:
+    """Frames up to and including the first broker event in state ``wanted``."""
+    frames: list[str] = []
+    while True:
+        frame = await asyncio.wait_for(ws.read_message(), timeout)
+        assert isinstance(frame, str), "the socket closed"
+        frames.append(frame)
+        message = json.loads(frame)
+        if message.get("type") == "broker" and message.get("state") == wanted:
+            return frames
+
+
+async def _exercise(server: LiveServer, broker: Mosquitto) -> list[str]:
+    """Use every endpoint and the websocket, through a broker outage; return what came back."""
+    client = AsyncHTTPClient()
+    auth = {"Authorization": f"token {server.token}"}
+    seen: list[str] = []
+    for path in ("status", "channels"):
+        response = await client.fetch(f"{server.url}iotcable/api/{path}", headers=auth)
+        seen.append(response.body.decode())
+    for body in ({"topic": "plant/a/b/cmd", "payload": 1}, {"topic": "#", "payload": 1}):
+        response = await client.fetch(
+            f"{server.url}iotcable/api/channels/commands/publish",
+            method="POST",
+            body=json.dumps(body),
+            headers=auth,
+            raise_error=False,
+        )
+        seen.append(response.body.decode())
+    ws = await websocket_connect(
+        f"ws://127.0.0.1:{server.port}/iotcable/cable?token={server.token}",
+        subprotocols=["actioncable-v1-ext-json"],
+    )
+    try:
+        await ws.write_message(
+            json.dumps({"command": "subscribe", "identifier": make_identifier("telemetry")})
+        )
+        await asyncio.to_thread(broker.publish, "plant/x/y/env", b"{}")
+        # A broker outage: the bridge logs its errors and tells the socket.
+        await asyncio.to_thread(broker.kill)
+        seen += await _read_until(ws, "reconnecting", 20)
+        await asyncio.to_thread(broker.start)
+        seen += await _read_until(ws, "connected", 30)
+    finally:
+        ws.close()
+    return seen
+
+
+async def test_password_is_in_no_response_frame_or_server_log_line(
+    tmp_path: Path, secured_mosquitto: Mosquitto
+) -> None:
+    """The whole DEBUG log of a real server, with a wrong and then the right password."""
+    secret = secured_mosquitto.password
+    assert secret
+    wrong = PasswordServer(
+        tmp_path / "wrong", secured_mosquitto, secret + "-wrong", extra_config=WITH_PASSWORD
+    )
+    await asyncio.to_thread(wrong.start, wait_for_broker=False)
+    try:
+        status: dict[str, Any] = {}
+        for _ in range(100):
+            status = wrong.get("iotcable/api/status")
+            if "authentication failed" in str(status["broker"].get("last_error")):
+                break
+            await asyncio.sleep(0.2)
+        assert "authentication failed" in status["broker"]["last_error"]
+    finally:
+        await asyncio.to_thread(wrong.stop)
+
+    right = PasswordServer(
+        tmp_path / "right", secured_mosquitto, secret, extra_config=WITH_PASSWORD
+    )
+    await asyncio.to_thread(right.start)
+    try:
+        seen = [json.dumps(status), *await _exercise(right, secured_mosquitto)]
+    finally:
+        await asyncio.to_thread(right.stop)
+
+    logs = {name: s.log_path.read_text() for name, s in (("wrong", wrong), ("right", right))}
+    # The logs are the real, complete ones: the bridge's DEBUG packet traces and its
+    # INFO/WARNING lines, formatted by the server.
+    for log in logs.values():
+        assert "jupyter_iotcable.bridge.paho] Sending CONNECT" in log
+    assert re.search(
+        r"^\[W [-\d: .]+ jupyter_iotcable\.bridge\] MQTT broker: authentication failed",
+        logs["wrong"],
+        re.M,
+    )
+    assert re.search(
+        r"^\[I [-\d: .]+ jupyter_iotcable\.bridge\] MQTT bridge connected", logs["right"], re.M
+    )
+    assert re.search(
+        r"^\[W [-\d: .]+ jupyter_iotcable\.bridge\] MQTT broker: lost the connection",
+        logs["right"],
+        re.M,
+    )
+    leaks = [text for text in [*seen, *logs.values()] if secret in text]
+    assert not leaks, f"the broker password leaked in: {[t[:200] for t in leaks]}"
