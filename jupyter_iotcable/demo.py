@@ -315,6 +315,9 @@ class _Demo:
                 self.broker.username,
                 "--password-env",
                 PASSWORD_VAR,
+                # amqtt speaks 3.1.1 only and ignores an MQTT 5 attempt: no probe.
+                "--protocol",
+                "3.1.1",
                 "--devices",
                 str(options.devices),
                 "--rate",

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .mqtt import BridgeError, BrokerState, MqttBridge
-from .settings import BrokerConfigError, BrokerSettings
+from .settings import PROTOCOLS, BrokerConfigError, BrokerSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -218,6 +218,9 @@ class SimulatorConfig:
     """Mean seconds before a healthy device develops a fault; 0 turns faults off."""
     fault_duration: float = FAULT_DURATION
     """Mean seconds a fault lasts before it clears by itself; 0: until a reset command."""
+    protocol: str = "auto"
+    """MQTT version: ``auto`` (5, else 3.1.1), ``5`` or ``3.1.1``. A 3.1.1-only broker that
+    ignores an MQTT 5 CONNECT (amqtt, the embedded one) costs ``auto`` a timeout first."""
 
     def __post_init__(self) -> None:
         self.settings()  # validates the URL and credentials
@@ -259,6 +262,7 @@ class SimulatorConfig:
             password=self.password,
             client_id=f"iotcable-sim-{secrets.token_hex(4)}",
             session_expiry=0,
+            protocol=self.protocol,
         )
 
 
@@ -302,9 +306,9 @@ async def run_simulator(
 ) -> None:
     """Run the devices until ``stop`` is set (forever without one).
 
-    ``on_ready`` is called once the simulator is connected and listens for commands. If the
-    broker goes away, readings are dropped (their ``seq`` numbers are spent) until the
-    connection is back; the simulator reconnects by itself.
+    ``on_ready`` is called once the simulator is connected and listens for commands; the
+    devices start then. If the broker goes away later, readings are dropped (their ``seq``
+    numbers are spent) until the connection is back; the simulator reconnects by itself.
     """
     stop = stop or asyncio.Event()
     devices = make_devices(config)
@@ -344,8 +348,15 @@ async def run_simulator(
         ", ".join(f"{d.site}/{d.name}" for d in devices),
     )
     await bridge.start()
-    tasks = [asyncio.create_task(_run_device(d, bridge, 1 / config.rate, stop)) for d in devices]
+    tasks: list[asyncio.Task[None]] = []
     try:
+        # The plant starts once the broker is there: readings taken before would only be
+        # lost, and their sequence numbers with them (the first reading of each device is
+        # seq 1). A broker that is down for good keeps the simulator waiting, not failing.
+        while not stop.is_set() and not await bridge.wait_connected(1.0):
+            pass
+        period = 1 / config.rate
+        tasks = [asyncio.create_task(_run_device(d, bridge, period, stop)) for d in devices]
         await stop.wait()
     finally:
         for task in tasks:
@@ -395,6 +406,12 @@ def _parser() -> argparse.ArgumentParser:
         help="mqtt://host:port or mqtts://host:port (default: $IOTCABLE_BROKER_URL or %(default)s)",
     )
     parser.add_argument("--username", metavar="U", help="broker username")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="auto",
+        help="MQTT version; auto tries 5, then 3.1.1 (default: %(default)s)",
+    )
     parser.add_argument(
         "--password-env",
         metavar="VAR",
@@ -462,6 +479,7 @@ def parse_args(argv: Sequence[str] | None) -> SimulatorConfig:
             dropout_interval=args.dropout_interval,
             fault_interval=args.fault_interval,
             fault_duration=args.fault_duration,
+            protocol=args.protocol,
         )
     except (BrokerConfigError, ValueError) as exc:
         parser.error(str(exc))

@@ -86,6 +86,9 @@ def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: P
         assert any("jupyterlab" in name for name in names), names
         # The broker password reaches the simulator and Lab through their environment only.
         simulator = next(child for child in family if "simulate" in child.cmdline())
+        # amqtt speaks 3.1.1 only: no MQTT 5 attempt to wait out before readings flow.
+        arguments = simulator.cmdline()
+        assert arguments[arguments.index("--protocol") + 1] == "3.1.1"
         password = simulator.environ()["IOTCABLE_DEMO_BROKER_PASSWORD"]
         assert password
         assert not any(password in name for name in names)

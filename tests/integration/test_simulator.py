@@ -25,6 +25,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from jupyter_iotcable.bridge import EmbeddedBroker
 from jupyter_iotcable.bridge.simulator import (
     CommandError,
     Device,
@@ -294,6 +295,10 @@ def test_the_password_is_not_in_the_config_repr() -> None:
             "fault_duration must be a number of seconds >= 0, not -5.0",
         ),
         (["--fault-interval", "often"], "argument --fault-interval: invalid float value: 'often'"),
+        (
+            ["--protocol", "4"],
+            "argument --protocol: invalid choice: '4' (choose from 'auto', '5', '3.1.1')",
+        ),
     ],
 )
 def test_command_line_errors_exit_2_with_a_message(
@@ -303,6 +308,11 @@ def test_command_line_errors_exit_2_with_a_message(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"iotcable simulate: error: {error}"
+
+
+def test_the_mqtt_version_can_be_chosen() -> None:
+    assert parse_args([]).settings().protocol == "auto"
+    assert parse_args(["--protocol", "3.1.1"]).settings().protocol == "3.1.1"
 
 
 def test_fault_and_dropout_options_reach_the_devices() -> None:
@@ -432,6 +442,50 @@ async def test_readings_arrive_with_increasing_seq_per_device(mosquitto: Mosquit
         seqs = [r["seq"] for r in readings.of(topic)]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{topic}: {seqs}"
         assert all(r["status"] == "ok" for r in readings.of(topic))
+
+
+@pytest.mark.asyncio
+async def test_no_reading_is_lost_while_the_simulator_connects() -> None:
+    """Devices start once the broker has accepted the simulator: each one's first reading
+    is seq 1. amqtt ignores the MQTT 5 attempt of ``protocol="auto"``, so the connection
+    takes a few seconds, in which readings used to be taken and lost."""
+    broker = EmbeddedBroker()
+    await broker.start()
+    try:
+        config = SimulatorConfig(
+            broker.url,
+            username=broker.username,
+            password=broker.password,
+            devices=4,
+            rate=20,
+            seed=5,
+            dropout_interval=0.0,
+            fault_interval=0.0,
+            protocol="auto",
+        )
+        topics = [device.topic for device in make_devices(config)]
+        first: dict[str, int] = {}
+        stop = asyncio.Event()
+        assert broker.port is not None
+        async with aiomqtt.Client(
+            "127.0.0.1", broker.port, username=broker.username, password=broker.password
+        ) as client:
+            await client.subscribe("plant/+/+/env", qos=1)
+            simulator = asyncio.create_task(run_simulator(config, stop=stop))
+            try:
+                async with asyncio.timeout(60):
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        seq = json.loads(message.payload)["seq"]
+                        first.setdefault(message.topic.value, seq)
+                        if len(first) == len(topics):
+                            break
+            finally:
+                stop.set()
+                await asyncio.wait_for(simulator, 10)
+    finally:
+        await broker.stop()
+    assert first == dict.fromkeys(topics, 1)
 
 
 @pytest.mark.asyncio
