@@ -229,16 +229,25 @@ class ClientConnection:
         subprotocol: Subprotocol = Subprotocol.IOTCABLE,
         ping_interval: float = 3.0,
         backoff: Backoff | None = None,
+        healthy_after: float | None = None,
         codec: Codec = JSON_CODEC,
     ) -> None:
         self.subprotocol = subprotocol
         self.ping_interval = ping_interval
         self.backoff = backoff if backoff is not None else Backoff()
+        self.healthy_after = healthy_after if healthy_after is not None else 2 * ping_interval
+        """Seconds a welcomed connection must last before its loss resets the backoff.
+
+        A welcome alone proves little: a server that welcomes and then drops every
+        connection must not be retried at the first, shortest delay forever. The default
+        is the stale window (two ping intervals): a connection that outlived it carried
+        traffic."""
         self.sid: str | None = None
         self.connected = False
         """Welcomed on the current socket."""
         self._codec = codec
         self._open = False
+        self._welcomed_at: float | None = None
         self._last_received: float | None = None
         self._disconnect: Disconnected | None = None
         self._subs: dict[str, _Subscription] = {}
@@ -295,6 +304,7 @@ class ClientConnection:
             raise LocalProtocolError("connection_opened() twice without connection_lost()")
         self._open = True
         self.connected = False
+        self._welcomed_at = None
         self._disconnect = None
         self._last_received = now
 
@@ -302,10 +312,15 @@ class ClientConnection:
         """The socket closed: forget what belonged to it and decide about reconnecting.
 
         Subscriptions and positions are kept for the next connection. No reconnect after
-        a ``disconnect`` that said ``reconnect: false``; otherwise wait the backoff delay.
+        a ``disconnect`` that said ``reconnect: false``; otherwise wait the backoff delay,
+        the shortest one again if this connection was welcomed and lasted
+        ``healthy_after`` seconds.
         """
+        if self._welcomed_at is not None and now - self._welcomed_at >= self.healthy_after:
+            self.backoff.reset()
         self._open = False
         self.connected = False
+        self._welcomed_at = None
         self._last_received = None
         self._out.clear()
         for sub in self._subs.values():
@@ -439,7 +454,7 @@ class ClientConnection:
         if kind is None:
             self._on_identified(frame)
         elif kind == MessageType.WELCOME:
-            self._on_welcome(frame)
+            self._on_welcome(frame, now)
         elif kind == MessageType.PING:
             pass  # only keeps the connection fresh, which any frame does
         elif kind == MessageType.CONFIRM_SUBSCRIPTION:
@@ -476,7 +491,7 @@ class ClientConnection:
         else:
             raise _malformed(f'"type" must be a string, got {describe(kind)}')
 
-    def _on_welcome(self, frame: dict[str, object]) -> None:
+    def _on_welcome(self, frame: dict[str, object], now: float) -> None:
         if self.connected:
             raise _malformed("a second welcome on one connection")
         sid = frame.get("sid", "")
@@ -493,7 +508,7 @@ class ClientConnection:
             restored_ids = tuple(raw_ids)
         self.sid = sid or None
         self.connected = True
-        self.backoff.reset()
+        self._welcomed_at = now
         self._events.append(Welcomed(sid, restored, restored_ids))
         kept = set(restored_ids)
         for identifier, sub in self._subs.items():

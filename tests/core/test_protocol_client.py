@@ -556,11 +556,12 @@ def test_no_reconnect_after_a_final_disconnect(reason: str) -> None:
     assert conn.connection_lost(T0 + 1) == ReconnectDecision(False, 0.0, reason)
 
 
-def test_reconnect_delays_grow_and_the_welcome_resets_them() -> None:
+def test_reconnect_delays_grow_until_a_connection_lasts() -> None:
     conn = live()
     receive(conn, type="disconnect", reason="server_restart", reconnect=True)
     reference = random.Random(3)
-    assert conn.connection_lost(T0) == ReconnectDecision(
+    assert conn.healthy_after == 6.0  # two ping intervals
+    assert conn.connection_lost(T0 + 100) == ReconnectDecision(
         True, reference.uniform(0, 0.5), "server_restart"
     )
     for ceiling in (1.0, 2.0, 4.0):
@@ -568,10 +569,28 @@ def test_reconnect_delays_grow_and_the_welcome_resets_them() -> None:
         assert conn.connection_lost(T0) == ReconnectDecision(
             True, reference.uniform(0, ceiling), "connection_lost"
         )
+    # A server that welcomes and drops each connection at once: the delays keep growing.
+    for ceiling in (8.0, 16.0, 30.0, 30.0):
+        conn.connection_opened(T0)
+        receive(conn, type="welcome", sid="s2")
+        assert conn.connection_lost(T0 + 5.9).delay == reference.uniform(0, ceiling)
+    # A welcomed connection that lasted the stale window was healthy: start over.
     conn.connection_opened(T0)
-    receive(conn, type="welcome", sid="s2")
-    assert conn.backoff.attempts == 0
-    assert conn.connection_lost(T0).delay == reference.uniform(0, 0.5)
+    receive(conn, type="welcome", sid="s3")
+    assert conn.connection_lost(T0 + 6).delay == reference.uniform(0, 0.5)
+    assert conn.backoff.attempts == 1
+    # Lasting without a welcome proves nothing.
+    conn.connection_opened(T0)
+    assert conn.connection_lost(T0 + 60).delay == reference.uniform(0, 1.0)
+
+
+def test_healthy_after_can_be_set() -> None:
+    conn = ClientConnection(healthy_after=0.0, backoff=Backoff(rng=random.Random(1)))
+    for _ in range(3):
+        conn.connection_opened(T0)
+        conn.receive_text('{"type":"welcome"}', T0)
+        conn.connection_lost(T0)
+        assert conn.backoff.attempts == 1
 
 
 def test_plain_welcome_after_a_reconnect_resubscribes_from_the_positions() -> None:

@@ -309,35 +309,42 @@ history_operations = st.lists(
 def test_every_history_request_the_application_sees_can_be_answered(
     subprotocol: Subprotocol, ops: list[tuple[str, str, bool]]
 ) -> None:
-    """An application that handles events in order never misuses the machine: each
-    HistoryRequested it gets belongs to a confirmed (or since unsubscribed) subscription."""
+    """An application like the websocket handler never misuses the machine: it may take
+    its time to decide subscriptions, and answers each HistoryRequested when it sees it;
+    that request then always belongs to a confirmed subscription."""
     conn = ServerConnection(subprotocol, "s", max_subscriptions=2)
     conn.welcome()
-    queue: list[object] = []
+    undecided: list[SubscribeRequested] = []
     history = {"since": 1.0}
     for op, identifier, confirm in ops:
         if op == "decide":
-            if queue:
-                answer(conn, queue.pop(0), confirm)
+            if undecided:
+                decide(conn, undecided.pop(0), confirm)
         else:
             command: dict[str, object] = {"command": op.partition("_")[0], "identifier": identifier}
             if op in ("subscribe_history", "history"):
                 command["history"] = history
             conn.receive_text(json.dumps(command))
-        queue += conn.events_received()
-    while queue:
-        answer(conn, queue.pop(0), True)
-        queue += conn.events_received()
+        undecided += handle_history(conn)
+    while undecided:
+        decide(conn, undecided.pop(0), True)
+        undecided += handle_history(conn)
 
 
-def answer(conn: ServerConnection, event: object, confirm: bool) -> None:
-    """What an application does with one event (raises if the machine refuses it)."""
-    if isinstance(event, SubscribeRequested):
-        if not confirm:
-            conn.reject_subscription(event.identifier, "no")
-            return
-        conn.confirm_subscription(event.identifier)
-        if event.history is not None:
-            conn.confirm_history(event.identifier)
-    elif isinstance(event, HistoryRequested):
-        conn.confirm_history(event.identifier)
+def handle_history(conn: ServerConnection) -> list[SubscribeRequested]:
+    """Answer every HistoryRequested now (raises if the machine refuses the answer); return
+    the subscriptions still to decide."""
+    undecided = []
+    for event in conn.events_received():
+        if isinstance(event, HistoryRequested):
+            assert conn.confirm_history(event.identifier)
+        elif isinstance(event, SubscribeRequested):
+            undecided.append(event)
+    return undecided
+
+
+def decide(conn: ServerConnection, event: SubscribeRequested, confirm: bool) -> None:
+    if not confirm:
+        conn.reject_subscription(event.identifier, "no")
+    elif conn.confirm_subscription(event.identifier) and event.history is not None:
+        assert conn.confirm_history(event.identifier)
