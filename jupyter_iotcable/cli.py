@@ -1,8 +1,9 @@
-"""``iotcable``: tail or publish to a channel from a shell, run the simulator or the demo.
+"""``iotcable``: list, tail or publish to channels from a shell, run the simulator or the demo.
 
 Exit codes: 0 done (Ctrl-C ends ``tail`` normally), 1 the server could not be reached,
 refused the token, rejected the subscription or refused the publish (the message says
-which and what to do), 2 bad arguments, 130 interrupted.
+which and what to do), 2 bad arguments (a payload JSON cannot carry included), 130
+interrupted. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import csv
 import importlib
 import json
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from .client.cable import ChannelInfo
     from .client.subscription import Reading
 
 FORMATS = ("table", "jsonl", "csv")
@@ -38,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    channels = commands.add_parser(
+        "channels", help="list the channels you may read or write, with their topics"
+    )
+    channels.add_argument(
+        "--format", choices=("table", "jsonl"), default="table", help="output format"
+    )
+    _add_connection_options(channels)
+
     tail = commands.add_parser("tail", help="print a channel's readings as they arrive")
     tail.add_argument("channel", metavar="CHANNEL")
     tail.add_argument("--topic", help="an MQTT filter inside the channel, e.g. plant/lyon/+/env")
@@ -50,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "payload",
         metavar="PAYLOAD",
+        type=_payload,
         help="sent as JSON when it parses as JSON ('{\"speed\": 40}', 40), else as a string",
     )
     publish.add_argument("--topic", required=True, help="the MQTT topic, e.g. plant/lyon/p3/cmd")
@@ -88,6 +100,38 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _payload(text: str) -> object:
+    """PAYLOAD as JSON when it parses, else as a string; non-finite numbers are refused."""
+    try:
+        return json.loads(text, parse_constant=_no_json_constant, parse_float=_finite_float)
+    except _NotJson as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc}, so it cannot be published: send a finite number, null, or the text "
+            f"itself in quotes ('\"{exc.text}\"')"
+        ) from None
+    except ValueError:
+        return text
+
+
+class _NotJson(ValueError):
+    """A number that Python's json reads but no JSON reader elsewhere can (NaN, 1e999)."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        super().__init__(f"{text} {problem}")
+        self.text = text
+
+
+def _no_json_constant(name: str) -> object:
+    raise _NotJson(name, "has no JSON form")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotJson(text, "is too large for a 64-bit number")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _DELEGATES:
@@ -97,20 +141,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    from .client.errors import IoTCableError
+    return _run(args)
 
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes one line on stderr and an exit code."""
+    from .client.errors import IoTCableError, SubscriptionRejected
+    from .protocol import ProtocolError
+
+    commands = {"channels": _channels, "tail": _tail, "publish": _publish}
     try:
-        if args.command == "tail":
-            return _tail(args, sys.stdout)
-        return _publish(args, sys.stdout)
+        return commands[args.command](args, sys.stdout)
+    except SubscriptionRejected as exc:
+        return _fail(args, exc.explained(_channels_command(args)), 1)
+    except IoTCableError as exc:  # before ValueError: InvalidPayload is both
+        return _fail(args, str(exc), 1)
     except (ValueError, TypeError) as exc:
-        print(f"iotcable {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except IoTCableError as exc:
-        print(f"iotcable {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, str(exc), 2)
+    except BrokenPipeError:
+        # The reader went away (``iotcable channels | head -1``): a normal end. Python
+        # would report the broken pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ProtocolError, OSError) as exc:
+        return _fail(args, f"{type(exc).__name__}: {exc}", 1)
     except KeyboardInterrupt:
         return 0 if args.command == "tail" else 130
+    except Exception as exc:  # a bug: still one line, and what to do about it
+        return _fail(
+            args,
+            f"unexpected {type(exc).__name__}: {exc} (please report this to the "
+            "jupyter-iotcable maintainers)",
+            1,
+        )
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"iotcable {args.command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _channels_command(args: argparse.Namespace) -> str:
+    """The ``iotcable channels`` command line matching this one's server (never its token)."""
+    command = "`iotcable channels"
+    if args.url:
+        command += f" --url {args.url}"
+    if args.token:
+        command += " --token ..."
+    return command + "`"
 
 
 def _delegate(command: str, argv: list[str]) -> int:
@@ -133,6 +211,50 @@ def _delegate(command: str, argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return int(code or 0)
+
+
+def _channels(args: argparse.Namespace, out: TextIO) -> int:
+    from .client import connect
+
+    with connect(args.url, args.token, timeout=args.timeout) as cable:
+        infos = cable.channels(timeout=args.timeout)
+    if args.format == "jsonl":
+        for info in infos:
+            out.write(json.dumps(_channel_record(info), ensure_ascii=False) + "\n")
+    else:
+        out.write(channels_table(infos))
+    out.flush()
+    return 0
+
+
+def _channel_record(info: ChannelInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "read": info.read,
+        "write": info.write,
+        "topics": list(info.topics),
+        "columns": info.columns,
+        "format": info.format,
+        "description": info.description,
+    }
+
+
+def channels_table(infos: Sequence[ChannelInfo]) -> str:
+    """Aligned columns: channel, access, topics (and descriptions, when any has one)."""
+    if not infos:
+        return "no channels: this token may neither read nor write any channel\n"
+    rows = [["CHANNEL", "ACCESS", "TOPICS", "DESCRIPTION"]]
+    for info in infos:
+        access = "+".join(name for name, ok in (("read", info.read), ("write", info.write)) if ok)
+        rows.append([info.name, access or "-", " ".join(info.topics), info.description])
+    if not any(info.description for info in infos):
+        rows = [row[:3] for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in rows
+    )
 
 
 def _tail(args: argparse.Namespace, out: TextIO) -> int:
@@ -161,12 +283,8 @@ def _tail(args: argparse.Namespace, out: TextIO) -> int:
 def _publish(args: argparse.Namespace, out: TextIO) -> int:
     from .client import connect
 
-    try:
-        payload: Any = json.loads(args.payload)
-    except ValueError:
-        payload = args.payload
     with connect(args.url, args.token, timeout=args.timeout) as cable:
-        result = cable.publish(args.channel, payload, topic=args.topic, timeout=args.timeout)
+        result = cable.publish(args.channel, args.payload, topic=args.topic, timeout=args.timeout)
     print(f"published to {result.topic}", file=out)
     return 0
 

@@ -43,10 +43,14 @@ class SubscriptionRejected(IoTCableError):
         self.channel = channel
         self.topic = topic
         self.reason = reason
-        where = f"channel {channel!r}" + (f" with topic {topic!r}" if topic else "")
-        super().__init__(
-            f"subscription to {where} was rejected: {reason}. "
-            "cable.channels() lists the channels you may read or write and their topics."
+        super().__init__(self.explained("cable.channels()"))
+
+    def explained(self, lister: str) -> str:
+        """The message, pointing at ``lister`` (``iotcable channels`` in a shell)."""
+        where = f"channel {self.channel!r}" + (f" with topic {self.topic!r}" if self.topic else "")
+        return (
+            f"subscription to {where} was rejected: {self.reason}. "
+            f"{lister} lists the channels you may read or write and their topics."
         )
 
 

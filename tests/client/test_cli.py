@@ -8,6 +8,7 @@ import types
 import pytest
 
 from jupyter_iotcable import cli
+from jupyter_iotcable.client import ChannelInfo
 from tests.brokers import free_port
 
 
@@ -37,6 +38,20 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         ),
         (["publish", "commands", "{}"], "the following arguments are required: --topic"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (
+            ["publish", "commands", "NaN", "--topic", "plant/a/b/cmd"],
+            "argument PAYLOAD: NaN has no JSON form, so it cannot be published: send a finite "
+            "number, null, or the text itself in quotes ('\"NaN\"')",
+        ),
+        (
+            ["publish", "commands", '{"speed": -Infinity}', "--topic", "plant/a/b/cmd"],
+            "argument PAYLOAD: -Infinity has no JSON form",
+        ),
+        (
+            ["publish", "commands", "[1e999]", "--topic", "plant/a/b/cmd"],
+            "argument PAYLOAD: 1e999 is too large for a 64-bit number",
+        ),
+        (["channels", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
     ],
 )
 def test_argument_errors_exit_2(
@@ -114,8 +129,31 @@ def test_delegates_get_the_remaining_arguments_and_give_the_exit_code(
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--help"], capsys)
     assert code == 0
-    for command in ("tail", "publish", "simulate", "demo"):
+    for command in ("channels", "tail", "publish", "simulate", "demo"):
         assert command in out
+
+
+def test_a_payload_that_is_not_json_is_sent_as_text() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["publish", "c", "on", "--topic", "t"])
+    assert args.payload == "on"
+    args = parser.parse_args(["publish", "c", '{"speed": 40.5}', "--topic", "t"])
+    assert args.payload == {"speed": 40.5}
+
+
+def test_the_channels_table_aligns_and_says_when_there_is_none() -> None:
+    infos = [
+        ChannelInfo("telemetry", ("plant/+/+/env",), None, "json", True, False, "sensors"),
+        ChannelInfo("cmd", ("a/#", "b/#"), None, "json", True, True),
+    ]
+    assert cli.channels_table(infos) == (
+        "CHANNEL    ACCESS      TOPICS         DESCRIPTION\n"
+        "telemetry  read        plant/+/+/env  sensors\n"
+        "cmd        read+write  a/# b/#\n"
+    )
+    assert cli.channels_table([]) == (
+        "no channels: this token may neither read nor write any channel\n"
+    )
 
 
 def test_a_delegates_argument_error_becomes_its_exit_code(

@@ -76,3 +76,53 @@ def test_tail_with_a_wrong_token_exits_1(
     assert capsys.readouterr().err.startswith(
         f"iotcable tail: error: the server at {live_server.url} refused the token (HTTP 403"
     )
+
+
+def test_channels_lists_what_the_token_may_read_or_write(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = ["--url", live_server.url, "--token", live_server.token]
+    assert cli.main(["channels", *auth]) == 0
+    assert capsys.readouterr().out == (
+        "CHANNEL    ACCESS      TOPICS\n"
+        "telemetry  read        plant/+/+/env\n"
+        "commands   read+write  plant/+/+/cmd\n"
+        "numbers    read        num/#\n"
+    )
+    assert cli.main(["channels", "--format", "jsonl", *auth]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["name"], r["read"], r["write"]) for r in records] == [
+        ("telemetry", True, False),
+        ("commands", True, True),
+        ("numbers", True, False),
+    ]
+    assert records[0]["columns"] == "plant/{site}/{device}/env"
+
+
+def test_a_rejected_tail_points_to_iotcable_channels(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["tail", "telemtry", "--url", live_server.url, "--token", live_server.token])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "iotcable tail: error: subscription to channel 'telemtry' was rejected: unknown "
+        "channel 'telemtry'; see GET iotcable/api/channels. "
+        f"`iotcable channels --url {live_server.url} --token ...` lists the channels you may "
+        "read or write and their topics.\n"
+    )
+    assert "cable.channels()" not in err
+    assert live_server.token not in err
+
+
+def test_input_the_library_refuses_is_one_line_not_a_traceback(
+    live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auth = ["--url", live_server.url, "--token", live_server.token]
+    code = cli.main(["tail", "x" * 201, *auth])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("iotcable tail: error: channel 'xxx")
+    assert "channel must be 1 to 200 characters, got 201" in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
