@@ -240,26 +240,33 @@ def _decode_json(decoder: Decoder, topic: str, payload: bytes, received_at: floa
 
 # -- number, text, bytes ---------------------------------------------------------------------
 
+# A decimal number as devices write it (and as line protocol and JSON do, give or take a
+# sign or a dot). float() alone would also take Python's '1_000', non-ASCII digits and
+# form feeds around the number, which no device sends: such a payload is a mistake.
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_DECIMAL_INTEGER = re.compile(r"[-+]?[0-9]+")
+_NOT_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+_SPACE = " \t\r\n"
+
 
 def _decode_number(decoder: Decoder, topic: str, payload: bytes, received_at: float) -> Reading:
     fmt = PayloadFormat.NUMBER
     try:
-        # float() parses ASCII bytes directly and ignores surrounding whitespace.
-        value = float(payload)
-    except ValueError:
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return _failed(topic, payload, received_at, _utf8_error(exc, fmt))
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _failed(topic, payload, received_at, _utf8_error(exc, fmt))
+    token = text.strip(_SPACE)
+    if _FLOAT.fullmatch(token):
+        value = float(token)
+        if math.isfinite(value):
+            return Reading(topic, received_at, value, received_at)
+    elif not _NOT_FINITE.fullmatch(token):
         error = f"payload {_show(text)} is not a number; format 'number' expects one such as 21.5"
         return _failed(topic, payload, received_at, error)
-    if not math.isfinite(value):
-        error = (
-            f"payload {_show(_raw_text(payload))} is not a finite number; "
-            "format 'number' expects one such as 21.5"
-        )
-        return _failed(topic, payload, received_at, error)
-    return Reading(topic, received_at, value, received_at)
+    error = (
+        f"payload {_show(text)} is not a finite number; format 'number' expects one such as 21.5"
+    )
+    return _failed(topic, payload, received_at, error)
 
 
 def _decode_text(decoder: Decoder, topic: str, payload: bytes, received_at: float) -> Reading:
@@ -277,27 +284,26 @@ def _decode_bytes(decoder: Decoder, topic: str, payload: bytes, received_at: flo
 
 # -- csv -------------------------------------------------------------------------------------
 
-_CSV_VALUE_NOT_INTEGER = frozenset(".eE")
-
 
 def _csv_value(field: str) -> object:
-    """An int or a float when the field is one, None when empty or not finite, else the text.
+    """An int or a float when the field is a decimal number (spaces around it allowed),
+    None when empty or not finite, else the text as it is (``1_000``, ``0x10``, ``on``).
 
-    NaN and infinities become None (missing): the payload must stay strict JSON, and pandas
-    turns None into NaN anyway.
+    NaN, infinities and integers too long for any float become None (missing): the payload
+    must stay strict JSON, and pandas turns None into NaN anyway.
     """
-    if not field:
+    token = field.strip(_SPACE)
+    if not token:
         return None
-    if _CSV_VALUE_NOT_INTEGER.isdisjoint(field):
+    if _DECIMAL_INTEGER.fullmatch(token):
         try:
-            return int(field)
-        except ValueError:
-            pass
-    try:
-        number = float(field)
-    except ValueError:
-        return field
-    return number if math.isfinite(number) else None
+            return int(token)
+        except ValueError:  # past Python's int-from-text limit (4300 digits)
+            return None
+    if _FLOAT.fullmatch(token):
+        number = float(token)
+        return number if math.isfinite(number) else None
+    return None if _NOT_FINITE.fullmatch(token) else field
 
 
 def _decode_csv(decoder: Decoder, topic: str, payload: bytes, received_at: float) -> Reading:
@@ -342,7 +348,6 @@ _FIELD = re.compile(r'((?:[^\\,= ]|\\.)+)=("(?:[^"\\]|\\.)*"|[^,= "]+)')
 _OPEN_STRING_FIELD = re.compile(r'(?:[^\\,= ]|\\.)+="')
 _NAME_ESCAPE = re.compile(r"\\([,= \\])")
 _STRING_ESCAPE = re.compile(r'\\(["\\])')
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _INTEGER = re.compile(r"[-+]?[0-9]+i")
 _UNSIGNED = re.compile(r"[0-9]+u")
 _TIMESTAMP = re.compile(r"-?[0-9]+")

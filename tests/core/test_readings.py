@@ -223,7 +223,15 @@ def test_json_bad_timestamps_are_visible_and_keep_the_payload(payload: bytes, er
 
 @pytest.mark.parametrize(
     ("payload", "value"),
-    [(b"21.5", 21.5), (b" -3\r\n", -3.0), (b"1e3", 1000.0), (b"0", 0.0), (b"+.5", 0.5)],
+    [
+        (b"21.5", 21.5),
+        (b" -3\r\n", -3.0),
+        (b"1e3", 1000.0),
+        (b"0", 0.0),
+        (b"+.5", 0.5),
+        (b"7.", 7.0),
+        (b"\t-2.5E-3 ", -0.0025),
+    ],
 )
 def test_number(payload: bytes, value: float) -> None:
     reading = decode("number", payload)
@@ -249,6 +257,16 @@ def test_number(payload: bytes, value: float) -> None:
         (
             b"1e400",
             "payload '1e400' is not a finite number; format 'number' expects one such as 21.5",
+        ),
+        # Python's float() takes these; a device never sends them.
+        (b"1_000", "payload '1_000' is not a number; format 'number' expects one such as 21.5"),
+        (
+            b"\x0c21.5\x0b",
+            "payload '\\x0c21.5\\x0b' is not a number; format 'number' expects one such as 21.5",
+        ),
+        (
+            "١٢".encode(),
+            "payload '١٢' is not a number; format 'number' expects one such as 21.5",
         ),
     ],
 )
@@ -310,10 +328,14 @@ CSV_EXPECTED = "format 'csv' expects one line of 3 fields (ts, temp, state)"
         (b"1,2,3\r\n", {"ts": 1, "temp": 2, "state": 3}),
         (b'1,2,"two\nlines"', {"ts": 1, "temp": 2, "state": "two\nlines"}),
         (b",,", {"ts": None, "temp": None, "state": None}),
+        # Only decimal numbers as devices write them: Python's '1_000', non-ASCII digits
+        # and hexadecimal stay text; an integer too long for any float is missing.
         (
             b"0x10,1_000,12345678901234567890",
-            {"ts": "0x10", "temp": 1000, "state": 12345678901234567890},
+            {"ts": "0x10", "temp": "1_000", "state": 12345678901234567890},
         ),
+        ("١٢,1_0.5,1.".encode(), {"ts": "١٢", "temp": "1_0.5", "state": 1.0}),
+        (b"9" * 5000 + b",+.5,-0", {"ts": None, "temp": 0.5, "state": 0}),
     ],
 )
 def test_csv_converts_numbers_and_keeps_text(payload: bytes, record: dict[str, object]) -> None:
