@@ -8,8 +8,10 @@ of recent points, so a redraw costs the same whatever the size of ``sub.frame``,
 keeps moving while a notebook cell computes.
 
 The chart is an inline SVG (no plotting library needed): one line per topic for the
-field ``y`` (the first numeric payload field by default). The table shows the latest
-reading of each topic.
+field ``y``. Choose it with ``sub.live(y="temperature")``; by default it is the first
+measurement in the readings: a float field before an int one, never a counter or a
+timestamp such as ``seq``, ``id`` or ``ts`` (a sawtooth of sequence numbers says nothing).
+The table shows the latest reading of each topic.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ if TYPE_CHECKING:
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 _WIDTH, _HEIGHT, _PAD = 640, 220, 30
+
+_COUNTERS = frozenset(
+    {"seq", "sequence", "n", "id", "index", "offset", "count", "counter", "ts", "time"}
+    | {"timestamp", "epoch", "at", "date", "datetime"}
+)
+_COUNTER_SUFFIXES = ("_id", "_seq", "_ts", "_time", "_at", "_index", "_count")
 
 
 class LiveView:
@@ -68,7 +76,7 @@ class LiveView:
         flat = flatten_payload(reading.payload)
         with self._lock:
             if self.y is None:
-                self.y = next((k for k, v in flat.items() if _is_number(v)), None)
+                self.y = pick_y(flat)
             value = flat.get(self.y) if self.y is not None else None
             if _is_number(value):
                 self._points.append((reading.time, reading.topic, float(value)))  # type: ignore[arg-type]
@@ -126,10 +134,29 @@ def live_view(sub: Subscription, **options: Any) -> ipywidgets.VBox:
     return box
 
 
+def pick_y(flat: dict[str, object]) -> str | None:
+    """The field to chart by default: a float measurement, else an int one, else none.
+
+    Counters and timestamps (``seq``, ``id``, ``ts``, ``created_at``...) are skipped:
+    they are numbers, but charting them shows a ramp, not the device.
+    """
+    numbers = [name for name, value in flat.items() if _is_number(value) and not _is_counter(name)]
+    floats = [name for name in numbers if type(flat[name]) is float]
+    return (floats or numbers or [None])[0]
+
+
+def _is_counter(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1].lower()
+    return last in _COUNTERS or last.endswith(_COUNTER_SUFFIXES)
+
+
 def svg_chart(points: list[tuple[float, str, float]], y: str | None) -> str:
     """An SVG line chart: one polyline per topic, time on x, ``y`` on the vertical axis."""
     if not points or y is None:
-        return "<em>waiting for numeric readings...</em>"
+        return (
+            "<em>waiting for numeric readings... (to chart a given field: "
+            "sub.live(y=&quot;field&quot;))</em>"
+        )
     times = [p[0] for p in points]
     values = [p[2] for p in points]
     t0, t1 = min(times), max(times)
@@ -198,4 +225,4 @@ def _clock(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
 
 
-__all__ = ["LiveView", "latest_table", "live_view", "svg_chart"]
+__all__ = ["LiveView", "latest_table", "live_view", "pick_y", "svg_chart"]

@@ -136,9 +136,11 @@ class Subscription:
         """The buffered readings as a time-indexed DataFrame (built now, from a snapshot).
 
         Columns: ``topic``, the topic levels of the channel's template, the payload's
-        fields (objects flattened, nested keys as ``a.b``; other payloads in ``value``),
-        and ``error`` once a payload failed to decode. ``frame.attrs["gaps"]`` lists the
-        gaps the server reported (see ``gaps``).
+        fields (objects flattened, nested keys as ``a.b``; other payloads in ``value``;
+        a field named like a frame column, e.g. ``time``, as ``payload.time``), and
+        ``error`` while a payload that failed to decode is in the frame. A column's dtype
+        follows the rows in the frame, and a field no row in it has is not a column.
+        ``frame.attrs["gaps"]`` lists the gaps the server reported (see ``gaps``).
         """
         from ..frames import build_frame
 
@@ -243,7 +245,13 @@ class Subscription:
             self._callbacks.remove(callback)
 
     def live(self, **options: Any) -> Any:
-        """A live chart and table of this subscription (an ipywidgets box); see ``widgets``."""
+        """A live chart and table of this subscription (an ipywidgets box).
+
+        ``y="temperature"`` charts that field (default: the first float measurement,
+        skipping counters such as ``seq``); ``points`` (500) and ``rows`` (20) bound the
+        chart and the table; ``interval`` (0.1 s) spaces the redraws.
+        ``box.live_view.stop()`` stops following. See ``jupyter_iotcable.widgets``.
+        """
         from ..widgets import live_view
 
         return live_view(self, **options)

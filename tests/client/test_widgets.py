@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_iotcable.client.subscription import Subscription
-from jupyter_iotcable.widgets import LiveView, latest_table, svg_chart
+from jupyter_iotcable.widgets import LiveView, latest_table, pick_y, svg_chart
 
 T0 = 1_700_000_000.0
 
@@ -87,7 +87,8 @@ def test_svg_chart_draws_one_line_per_topic() -> None:
     svg = svg_chart(points, "temperature")
     assert svg.count("<polyline") == 3
     assert "temperature" in svg
-    assert svg_chart([], None) == "<em>waiting for numeric readings...</em>"
+    assert "waiting for numeric readings" in svg_chart([], None)
+    assert "sub.live(y=&quot;field&quot;)" in svg_chart([], None)
 
 
 def test_latest_table_has_one_row_per_topic() -> None:
@@ -95,3 +96,29 @@ def test_latest_table_has_one_row_per_topic() -> None:
     assert html.count("<tr>") == 3
     assert html.index("<td>a</td>") < html.index("<td>b</td>")
     assert latest_table({}) == ""
+
+
+def test_the_default_y_is_a_float_measurement_not_a_counter() -> None:
+    assert pick_y({"seq": 3, "temperature": 20.5, "status": "ok"}) == "temperature"
+    assert pick_y({"id": 7, "ts": 1.7e9, "rpm": 1200, "load": 0.5}) == "load"
+    assert pick_y({"seq": 3, "device_id": 9, "rpm": 1200}) == "rpm"
+    assert pick_y({"env.created_at": 1.7e9, "env.humidity": 40.0}) == "env.humidity"
+    assert pick_y({"seq": 3, "ok": True, "status": "ok"}) is None
+
+
+def test_the_view_charts_the_measurement_and_y_overrides_it() -> None:
+    sub = live_subscription()
+    readings = [(n, T0 + n, "plant/lyon/p0/env", {"seq": n, "t": n / 2}, None) for n in range(5)]
+    view = LiveView(sub, interval=3600)
+    chosen = LiveView(sub, y="seq", interval=3600)
+    sub._receive("e1", readings, 0)
+    for each in (view, chosen):
+        each._stopped.set()
+        each._thread.join(10)
+        each.flush()
+    assert view.y == "t"
+    assert "<strong>t</strong>" in view.chart.value
+    assert chosen.y == "seq"
+    assert "<strong>seq</strong>" in chosen.chart.value
+    view.stop()
+    chosen.stop()
