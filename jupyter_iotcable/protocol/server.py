@@ -32,6 +32,7 @@ from .identifiers import parse_identifier
 from .messages import (
     PLAIN_HISTORY_REASON,
     BrokerState,
+    CommandName,
     DisconnectReason,
     ErrorCode,
     HistoryRequest,
@@ -307,10 +308,17 @@ class ServerConnection:
             state = "is still waiting for confirm_subscription"
         else:
             state = "is not subscribed on this connection"
+        if command == CommandName.UNSUBSCRIBE:
+            # Waiting too long is not the problem here: there is nothing to stop.
+            advice = (
+                "there is nothing to unsubscribe (it was never subscribed here, "
+                "or is unsubscribed already)"
+            )
+        else:
+            advice = "send it after confirm_subscription"
         self._error_frame(
             ErrorCode.NOT_SUBSCRIBED,
-            f'"{command}" for identifier "{excerpt(identifier)}", which {state}; '
-            "send it after confirm_subscription",
+            f'"{command}" for identifier "{excerpt(identifier)}", which {state}; {advice}',
         )
 
     def _forget(self, identifier: str) -> None:

@@ -322,9 +322,13 @@ def test_subscribe_again_before_the_answer_undoes_the_unsubscribe() -> None:
 
 NOT_SUBSCRIBED = "is not subscribed on this connection; send it after confirm_subscription"
 STILL_PENDING = "is still waiting for confirm_subscription; send it after confirm_subscription"
+NOTHING_TO_UNSUBSCRIBE = (
+    "is not subscribed on this connection; there is nothing to unsubscribe "
+    "(it was never subscribed here, or is unsubscribed already)"
+)
 
 
-@pytest.mark.parametrize("command", ["unsubscribe", "message", "history"])
+@pytest.mark.parametrize("command", ["message", "history"])
 def test_commands_for_unknown_identifiers_are_errors(command: str) -> None:
     conn = connection()
     send(conn, command=command, identifier=OTHER, data='{"action":"x"}', history={"since": 1})
@@ -332,6 +336,19 @@ def test_commands_for_unknown_identifiers_are_errors(command: str) -> None:
         error("not_subscribed", f'"{command}" for identifier "{OTHER}", which {NOT_SUBSCRIBED}')
     ]
     assert conn.events_received() == []
+
+
+def test_unsubscribing_what_is_not_subscribed_says_there_is_nothing_to_unsubscribe() -> None:
+    conn = connection()
+    send(conn, command="unsubscribe", identifier=OTHER)
+    send(conn, command="subscribe", identifier=ID)
+    send(conn, command="unsubscribe", identifier=ID)  # withdrawn while pending: accepted
+    send(conn, command="unsubscribe", identifier=ID)  # twice: nothing left to withdraw
+    unsubscribe_error = '"unsubscribe" for identifier "{}", which ' + NOTHING_TO_UNSUBSCRIBE
+    assert sent(conn) == [
+        error("not_subscribed", unsubscribe_error.format(OTHER)),
+        error("not_subscribed", unsubscribe_error.format(ID)),
+    ]
 
 
 @pytest.mark.parametrize("command", ["message", "history"])
@@ -353,7 +370,7 @@ def test_long_identifiers_are_cut_in_error_messages() -> None:
     assert sent(conn) == [
         error(
             "not_subscribed",
-            f'"unsubscribe" for identifier "{long_id[:57]}...", which {NOT_SUBSCRIBED}',
+            f'"unsubscribe" for identifier "{long_id[:57]}...", which {NOTHING_TO_UNSUBSCRIBE}',
         )
     ]
 
