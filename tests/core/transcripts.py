@@ -330,6 +330,29 @@ def sc_resubscribe(r: Recorder) -> None:
         r.server("confirm_history", identifier=identifier)
 
 
+def sc_restart_kept_rows_first(r: Recorder) -> None:
+    """The server restarted (new epoch) and sends the rows it keeps before its
+    reject_history: the new epoch's rows report the restart, as one gap; the reject adds
+    none, and the client asks again from available_from (the rows come again and are
+    dropped)."""
+    identifier = subscribed(r)
+    send_rows(r, identifier, [10])
+    r.reconnect("sid-2")
+    r.server("welcome")
+    r.server("confirm_subscription", identifier=identifier, meta=META)
+    send_rows(r, identifier, [3, 4], epoch="e2")
+    r.server(
+        "reject_history",
+        identifier=identifier,
+        reason="epoch e1 of stream telemetry is gone (the server restarted)",
+        stream_id="telemetry",
+        epoch="e2",
+        available_from=3,
+    )
+    send_rows(r, identifier, [3, 4], epoch="e2")
+    r.server("confirm_history", identifier=identifier)
+
+
 def sc_ping(r: Recorder) -> None:
     """The keep-alive the server sends every 3 s (whole unix seconds)."""
     r.server("welcome")
@@ -373,6 +396,23 @@ def sc_duplicate_subscribe(r: Recorder) -> None:
     r.foreign_client_frame(duplicate)
     r.server("confirm_subscription", identifier=identifier, meta=META)
     r.foreign_client_frame(duplicate)
+
+
+def sc_duplicate_subscribe_history(r: Recorder) -> None:
+    """A duplicate of a pending subscribe that carries history: the history is asked of the
+    server's application only once the subscription is confirmed (a reject drops it)."""
+    r.server("welcome")
+    identifier = r.client("subscribe", **TELEMETRY)
+    assert identifier is not None
+    r.foreign_client_frame(
+        json.dumps(
+            {"command": "subscribe", "identifier": identifier, "history": {"since": NOW - 60}},
+            separators=(",", ":"),
+        )
+    )
+    r.server("confirm_subscription", identifier=identifier, meta=META)
+    send_rows(r, identifier, [1, 2])
+    r.server("confirm_history", identifier=identifier)
 
 
 def sc_unsubscribe(r: Recorder) -> None:
@@ -504,6 +544,11 @@ def sc_errors(r: Recorder) -> None:
         '{"command":"perform","identifier":"x"}',
         '{"command":"message","identifier":7}',
         '{"command":"message","identifier":"{\\"channel\\":\\"nope\\"}","data":"{}"}',
+        '{"command":"unsubscribe","identifier":"{\\"channel\\":\\"nope\\"}"}',
+        # A number no 64-bit float holds is refused as JSON (as orjson and JavaScript do).
+        '{"command":"history","identifier":'
+        + json.dumps(identifier)
+        + ',"history":{"since":1e400}}',
         json.dumps(
             {"command": "message", "identifier": identifier, "data": {"action": "publish"}},
             separators=(",", ":"),
@@ -521,6 +566,8 @@ def sc_malformed_server_frames(r: Recorder) -> None:
         "<html>",
         '{"type":"stats"}',
         '{"identifier":' + json.dumps(identifier) + ',"batch":[[2,1,"t",0],[1,1,"t",0]],'
+        '"stream_id":"telemetry","epoch":"e1"}',
+        '{"identifier":' + json.dumps(identifier) + ',"batch":[[3,1e400,"t",0]],'
         '"stream_id":"telemetry","epoch":"e1"}',
     ]:
         r.foreign_server_frame(frame)
@@ -552,6 +599,8 @@ SCENARIOS: dict[str, tuple[Callable[[Recorder], None], tuple[Subprotocol, ...]]]
     "reject_subscription": (sc_reject_subscription, ALL),
     "reject_bad_identifier": (sc_reject_bad_identifier, ALL),
     "duplicate_subscribe": (sc_duplicate_subscribe, ALL),
+    "duplicate_subscribe_history": (sc_duplicate_subscribe_history, EXTENDED),
+    "restart_kept_rows_first": (sc_restart_kept_rows_first, EXTENDED),
     "unsubscribe": (sc_unsubscribe, ALL),
     "publish": (sc_publish, ALL),
     "history_confirm": (sc_history_confirm, EXTENDED),
