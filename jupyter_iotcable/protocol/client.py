@@ -574,16 +574,9 @@ class ClientConnection:
         if stream_id is None or epoch is None:
             self._events.append(Gap(identifier, None, reason, False, None, None))
             return
-        asked_from = asked.request.streams.get(stream_id) if asked is not None else None
-        # The gap starts after what the request asked from, else after what was held when
-        # it was sent: rows sent just before this reject may have moved the position since.
-        if asked is None:  # a reject nobody asked for: all we know is the position now
-            held = sub.positions.get(stream_id)
-        elif asked_from is not None:
-            held = asked_from
-        else:
-            held = asked.held.get(stream_id)
+        held = _gap_start(sub, asked, stream_id)
         self._report_rejected(identifier, sub, stream_id, epoch, held, reason, available_from)
+        asked_from = asked.request.streams.get(stream_id) if asked is not None else None
         if available_from is None or sub.state is not SubscriptionState.CONFIRMED:
             return
         wanted = StreamPosition(epoch, available_from - 1)
@@ -681,6 +674,18 @@ class ClientConnection:
             sub.floors[stream_id] = min(sub.floors.get(stream_id, lowest), lowest)
         if rows or dropped:
             self._events.append(RowsReceived(identifier, stream_id, epoch, rows, dropped))
+
+
+def _gap_start(sub: _Subscription, asked: _Asked | None, stream_id: str) -> StreamPosition | None:
+    """Where the gap a ``reject_history`` reports starts (``None``: nothing was held).
+
+    After the position the request asked from, else after what was held when it was
+    sent: rows the server sends just before its reject may have moved the position since.
+    """
+    if asked is None:  # a reject nobody asked for: all we know is the position now
+        return sub.positions.get(stream_id)
+    asked_from = asked.request.streams.get(stream_id)
+    return asked_from if asked_from is not None else asked.held.get(stream_id)
 
 
 def _restart_stream(sub: _Subscription, stream_id: str, position: StreamPosition) -> None:
