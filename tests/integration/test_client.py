@@ -7,12 +7,15 @@ payload carries a sequence number so that loss and duplication are visible.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
+import tracemalloc
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
+import pandas as pd
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -127,25 +130,67 @@ async def test_async_connect_and_async_for(live_server: LiveServer) -> None:
         assert result.topic == "plant/lyon/p3/cmd"
 
 
-def test_100k_readings_land_in_the_frame(live_server: LiveServer) -> None:
-    total = 100_000
+EXPECTED_DTYPES = {
+    "topic": "str",
+    "site": "str",
+    "device": "str",
+    "seq": "float64",
+    "temperature": "float64",
+    "status": "str",
+}
+
+
+def test_100k_readings_land_in_the_frame_with_bounded_memory(live_server: LiveServer) -> None:
+    total, more = 100_000, 50_000
     with iot.connect(live_server.url, token=live_server.token, timeout=30) as cable:
-        bounded = cable.subscribe("telemetry", window=None, max_rows=60_000)
         whole = cable.subscribe("telemetry", window=None, max_rows=total)
-        publisher = threading.Thread(target=publish_many, args=(live_server, readings(0, total)))
-        publisher.start()
-        publisher.join(90)
-        assert not publisher.is_alive()
-        wait_until(lambda: whole.received == total, 60, f"{total} readings")
+        by_rows = cable.subscribe("telemetry", window=None, max_rows=10_000)
+        by_time = cable.subscribe("telemetry", window="2s")
+        publish_in_thread(live_server, readings(0, total))
+        wait_until(
+            lambda: by_time.received == by_rows.received == whole.received == total,
+            60,
+            f"{total} readings",
+        )
+
         frame = whole.frame
         assert len(frame) == total
-        assert seqs(whole) == list(range(total))
-        assert str(frame["temperature"].dtype) == "float64"
-        assert str(frame["status"].dtype) == "str"
-        # The bounded one kept exactly the newest 60k.
-        assert bounded.received == total
-        assert seqs(bounded) == list(range(total - 60_000, total))
+        assert seqs(whole) == list(range(total))  # no reading lost, none twice
+        assert str(frame.index.dtype) == "datetime64[ns, UTC]"
+        assert frame.index.is_monotonic_increasing
+        assert {c: str(t) for c, t in frame.dtypes.items()} == EXPECTED_DTYPES
         assert whole.gaps == []
+        assert seqs(by_rows) == list(range(total - 10_000, total))
+        timed = by_time.frame
+        assert {c: str(t) for c, t in timed.dtypes.items()} == EXPECTED_DTYPES
+        assert timed.index[-1] - timed.index[0] <= pd.Timedelta(seconds=2)
+        assert seqs(by_time) == list(range(total - len(timed), total))  # the newest, in full
+
+        # Memory: once the bounded subscriptions are full, 50k more readings leave behind
+        # only what the bounds keep (10k rows + a 2 s window, ~11 MiB measured). Were the
+        # readings kept, they would hold 2 x 50k rows, over 40 MiB.
+        whole.unsubscribe()
+        del frame, timed
+        gc.collect()
+        tracemalloc.start()
+        try:
+            publish_in_thread(live_server, readings(total, total + more))
+            wait_until(lambda: by_time.received == by_rows.received == total + more, 90, "50k more")
+            kept, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert kept < 20 * 2**20, f"{kept / 2**20:.1f} MiB kept"
+        assert len(by_rows) == 10_000
+        assert seqs(by_rows) == list(range(total + more - 10_000, total + more))
+        assert by_time.frame.index[-1] - by_time.frame.index[0] <= pd.Timedelta(seconds=2)
+
+
+def publish_in_thread(server: LiveServer, messages: list[tuple[str, str]]) -> None:
+    """Publish from another thread, as an independent device would, and wait for it."""
+    publisher = threading.Thread(target=publish_many, args=(server, messages))
+    publisher.start()
+    publisher.join(120)
+    assert not publisher.is_alive(), "publishing did not finish"
 
 
 def test_readings_arrive_while_the_main_thread_is_busy(live_server: LiveServer) -> None:

@@ -17,7 +17,11 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.integration.test_client import publish_many
+
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from tests.servers import LiveServer
 
 CODE = """
@@ -68,8 +72,16 @@ def execute_request(code: str) -> dict[str, Any]:
     }
 
 
-async def run_in_kernel(server: LiveServer, kernel_id: str, code: str) -> str:
-    """Execute ``code`` and return its stdout; fail with the traceback on an error."""
+async def run_in_kernel(
+    server: LiveServer,
+    kernel_id: str,
+    code: str,
+    on_stdout: Callable[[str], Awaitable[None]] | None = None,
+) -> str:
+    """Execute ``code`` and return its stdout; fail with the traceback on an error.
+
+    ``on_stdout`` sees each piece of output as the kernel prints it, while the cell runs.
+    """
     url = server.url.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
     ws = await websocket_connect(
         HTTPRequest(url, headers={"Authorization": f"token {server.token}"})
@@ -87,6 +99,8 @@ async def run_in_kernel(server: LiveServer, kernel_id: str, code: str) -> str:
             kind = msg["msg_type"]
             if kind == "stream" and msg["content"]["name"] == "stdout":
                 stdout.append(msg["content"]["text"])
+                if on_stdout is not None:
+                    await on_stdout(msg["content"]["text"])
             elif kind == "error":
                 raise AssertionError("\n".join(msg["content"]["traceback"]))
             elif kind == "status" and msg["content"]["execution_state"] == "idle":
@@ -106,4 +120,90 @@ async def test_connect_without_arguments_in_a_kernel(live_server: LiveServer) ->
         "SOURCE IOTCABLE_URL / IOTCABLE_TOKEN",
         f"URL {live_server.url}",
         "STATE live",
+    ]
+
+
+SUBSCRIBE_CELL = """
+import time
+import jupyter_iotcable as iot
+cable = iot.connect()
+sub = cable.subscribe("telemetry", topic="plant/busy/+/env", window=None)
+arrivals = []
+sub.on(lambda reading: arrivals.append(time.time()))  # runs on the cable's thread
+print("SUBSCRIBED", sub.state)
+"""
+
+BUSY_CELL = """
+started = time.time()
+print("BUSY", flush=True)
+# A cell computing: the main thread only sleeps, it calls no client method.
+deadline = started + 120
+while len(arrivals) < 50 and time.time() < deadline:
+    time.sleep(0.2)
+finished = time.time()
+"""
+
+SHOW_CELL = """
+frame = sub.frame
+print("ROWS", len(frame), sorted(int(s) for s in frame["seq"]) == list(range(50)))
+print("ARRIVED DURING THE BUSY CELL", all(started < t < finished for t in arrivals))
+print("ARRIVALS", len(arrivals))
+cable.close()
+"""
+
+
+@pytest.mark.asyncio
+async def test_readings_arrive_while_a_cell_sleeps(live_server: LiveServer) -> None:
+    kernel = rest(live_server, "POST", "api/kernels")
+    published = asyncio.Event()
+
+    async def publish_once_busy(text: str) -> None:
+        if "BUSY" in text and not published.is_set():
+            messages = [("plant/busy/d1/env", json.dumps({"seq": n})) for n in range(50)]
+            await asyncio.get_running_loop().run_in_executor(
+                None, publish_many, live_server, messages
+            )
+            published.set()
+
+    try:
+        assert await run_in_kernel(live_server, kernel["id"], SUBSCRIBE_CELL) == "SUBSCRIBED live\n"
+        await run_in_kernel(live_server, kernel["id"], BUSY_CELL, publish_once_busy)
+        assert published.is_set()
+        out = await run_in_kernel(live_server, kernel["id"], SHOW_CELL)
+    finally:
+        rest(live_server, "DELETE", f"api/kernels/{kernel['id']}")
+    assert out.splitlines() == [
+        "ROWS 50 True",
+        "ARRIVED DURING THE BUSY CELL True",
+        "ARRIVALS 50",
+    ]
+
+
+TOKEN_CELL = """
+import os, urllib.error, urllib.request
+url, token = os.environ["IOTCABLE_URL"], os.environ["IOTCABLE_TOKEN"]
+for path in ("api/contents", "api/kernels", "api/sessions", "iotcable/api/channels"):
+    request = urllib.request.Request(
+        url.rstrip("/") + "/" + path, headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(path, response.status)
+    except urllib.error.HTTPError as error:
+        print(path, error.code)
+"""
+
+
+@pytest.mark.asyncio
+async def test_the_kernels_token_opens_only_iotcable_endpoints(live_server: LiveServer) -> None:
+    kernel = rest(live_server, "POST", "api/kernels")
+    try:
+        out = await run_in_kernel(live_server, kernel["id"], TOKEN_CELL)
+    finally:
+        rest(live_server, "DELETE", f"api/kernels/{kernel['id']}")
+    assert out.splitlines() == [
+        "api/contents 403",
+        "api/kernels 403",
+        "api/sessions 403",
+        "iotcable/api/channels 200",
     ]
