@@ -15,6 +15,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from jupyter_iotcable.protocol import make_identifier
 from jupyter_iotcable.server.engine import CableEngine
 from tests.integration.conftest import CableFactory
+from tests.servers import TEST_CHANNELS
 
 NO_TOKEN = {"Authorization": ""}
 
@@ -134,3 +135,69 @@ async def test_kernel_token_opens_iotcable_and_nothing_else(
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("iotcable", "api", "status", headers={"Authorization": "token wrong"})
     assert info.value.code == 403
+
+
+# -- principals that let people in --------------------------------------------------------
+
+# The owner is ann; the ops group is configured for the server (no hub here).
+PRINCIPAL_CHANNELS = {
+    **TEST_CHANNELS,
+    "mine": {"topics": ["mine/#"], "read": ["user:ann"]},
+    "ops": {"topics": ["ops/#"], "read": ["group:ops"], "write": ["group:ops"]},
+    "others": {"topics": ["others/#"], "read": ["group:others", "user:bob"]},
+}
+
+
+@pytest.fixture
+def iotcable_config() -> dict[str, Any]:
+    return {
+        "owner": "ann",
+        "groups": {"ops": ["carl", "ann"], "others": ["bob"]},
+        "channels": json.loads(json.dumps(PRINCIPAL_CHANNELS)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("channel", "read", "write"),
+    [("mine", True, False), ("ops", True, True), ("telemetry", True, False)],
+)
+@pytest.mark.parametrize("credential", ["server token", "kernel token"])
+async def test_user_and_group_principals_let_their_members_in(
+    cable: CableFactory,
+    engine: CableEngine,
+    jp_serverapp: Any,
+    credential: str,
+    channel: str,
+    read: bool,
+    write: bool,
+) -> None:
+    token = (
+        engine.kernel_token.value
+        if credential == "kernel token"
+        else jp_serverapp.identity_provider.token
+    )
+    ws = await cable(headers={"Authorization": f"token {token}"})
+    reply = await ws.subscribe(make_identifier(channel))
+    assert reply["type"] == "confirm_subscription", reply
+    assert (reply["meta"]["read"], reply["meta"]["write"]) == (read, write)
+    refused = await ws.subscribe(make_identifier("others"))
+    assert refused["type"] == "reject_subscription"
+    assert "may not read channel 'others'" in refused["reason"]
+
+
+async def test_channel_list_and_status_show_only_what_the_user_may_use(
+    jp_fetch: Any, iotcable: Any
+) -> None:
+    listed = json.loads((await jp_fetch("iotcable", "api", "channels")).body)
+    assert listed["user"] == "ann"
+    access = {c["name"]: (c["read"], c["write"]) for c in listed["channels"]}
+    assert access == {
+        "telemetry": (True, False),
+        "commands": (True, True),
+        "numbers": (True, False),
+        "mine": (True, False),
+        "ops": (True, True),
+    }
+    status = json.loads((await jp_fetch("iotcable", "api", "status")).body)
+    # Counters of channels this user may not read ('secret', 'others') are not shown.
+    assert set(status["channels"]) == {"telemetry", "commands", "numbers", "mine", "ops"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -173,4 +174,34 @@ async def test_rest_publish_refused(
     assert info.value.response is not None
     answer = json.loads(info.value.response.body)
     assert answer["ok"] is False and reason in answer["reason"]
+    sniffer.assert_nothing()
+
+
+@pytest.mark.parametrize("iotcable_config", [{"publish_rate": 0.5, "publish_burst": 5}])
+async def test_rest_publish_rate_limit(jp_fetch: Any, iotcable: Any, sniffer: Sniffer) -> None:
+    """Past the burst, REST publishes get 429 with when to retry; only the others are sent."""
+    codes: list[int] = []
+    while 429 not in codes:
+        assert len(codes) < 50, "the rate limit never applied"
+        response = await jp_fetch(
+            "iotcable",
+            "api",
+            "channels",
+            "commands",
+            "publish",
+            method="POST",
+            body=json.dumps({"topic": "plant/a/b/cmd", "payload": len(codes)}),
+            raise_error=False,
+        )
+        codes.append(response.code)
+    answer = json.loads(response.body)
+    assert answer["ok"] is False
+    retry = re.fullmatch(
+        r"publish rate limit reached \(0.5/s\); retry in ([\d.]+)s", answer["reason"]
+    )
+    assert retry and 0 < float(retry.group(1)) <= 2.0, answer
+    accepted = codes[:-1]
+    assert len(accepted) >= 5 and set(accepted) == {200}, codes
+    delivered = [json.loads(sniffer.get()[1]) for _ in accepted]
+    assert delivered == list(range(len(accepted)))
     sniffer.assert_nothing()
