@@ -14,24 +14,47 @@ The hub sits between the bridge (MQTT messages in) and the websocket connections
   the bound, the subscription's policy applies: ``conflate`` keeps the latest reading
   per topic and counts what it dropped, ``disconnect`` marks the outbox overflowed so
   that the I/O layer closes the connection with ``too_slow``. Memory per connection
-  stays bounded whatever the client does.
+  stays bounded whatever the client does. A subscription's bytes are what its frames
+  really carry: its identifier is repeated in every frame (UTF-8 bytes are counted);
+- a history answer is a :class:`Replay`: a cursor over the ring that the I/O layer reads
+  in chunks as the socket drains, so an answer costs no memory while the client does
+  not read. A subscription is never sent a row twice, and rows go out in offset order.
 
 Time is always an argument (``now``), so tests drive the clock.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import islice
 
 from .protocol import HistoryRequest, Row, StreamPosition
 from .readings import Decoder, Reading
 from .topics import TopicIndex, matches
 
-#: Bytes counted per entry on top of topic and payload: the frame's fixed overhead.
+#: Bytes counted per entry on top of topic and payload: a row's offset, time, quotes,
+#: brackets and commas in a batch frame.
 ENTRY_OVERHEAD = 48
+
+#: Bytes of a frame's own members besides the identifier, ``stream_id`` and ``epoch``
+#: values: their keys and braces, ``dropped``, and the per-row keys of a data frame
+#: (``message``, ``topic``, ``time``, ``payload``, ``columns``, ``offset``). Checked against
+#: encoded frames in tests/core/test_hub.py.
+FRAME_OVERHEAD = 160
+
+#: Entries a history replay looks at per chunk, at most, for each row it may return: a
+#: narrow topic filter over a long ring must not hold the event loop.
+SCAN_FACTOR = 8
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (cheap for ASCII, the common case)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class Policy(StrEnum):
@@ -72,6 +95,11 @@ class HistoryGap:
 
     reason: str
     available_from: int | None
+
+    def and_then(self, later: HistoryGap) -> HistoryGap:
+        """Both gaps in one report; the client may ask again from the later position."""
+        starts = [a for a in (self.available_from, later.available_from) if a is not None]
+        return HistoryGap(f"{self.reason}; {later.reason}", max(starts) if starts else None)
 
 
 class RateMeter:
@@ -158,60 +186,89 @@ class Stream:
         the asked range was evicted, the whole request is rejected (AnyCable semantics):
         the client records the gap and asks again from ``available_from``.
         """
+        replay = self.plan(request, now, topic_filter)
+        if replay.gap is not None:
+            return replay.gap
+        return replay.drain()
+
+    def plan(self, request: HistoryRequest, now: float, topic_filter: str | None = None) -> Replay:
+        """The answer to a history request: the rows to send, then the gap if any.
+
+        The rows are what is still kept after the client's position: after its offset,
+        from the oldest kept entry when part of the range is gone or the epoch differs,
+        nothing when the position is ahead of the stream or the request names neither a
+        position in this stream nor ``since``.
+        """
         self.trim(now)
         position = request.streams.get(self.name)
         if position is not None:
-            entries = self._after_position(position)
-        elif request.since is not None:
-            entries = self._since(request.since)
-        else:
-            return HistoryGap("history needs `since` or a position for this stream", self.oldest)
-        if isinstance(entries, HistoryGap) or topic_filter is None:
-            return entries
-        return [e for e in entries if matches(topic_filter, e.reading.topic)]
+            return self._plan_position(position, topic_filter)
+        if request.since is not None:
+            return self._plan_since(request.since, topic_filter)
+        gap = HistoryGap("history needs `since` or a position for this stream", self.oldest)
+        return self._replay(self.offset + 1, topic_filter, gap, replaces_queued=False)
 
-    def _after_position(self, position: StreamPosition) -> list[Entry] | HistoryGap:
+    def _replay(
+        self,
+        first: int,
+        topic_filter: str | None,
+        gap: HistoryGap | None = None,
+        *,
+        since: float | None = None,
+        replaces_queued: bool = True,
+    ) -> Replay:
+        return Replay(self, first, self.offset, topic_filter, since, gap, replaces_queued)
+
+    @property
+    def kept_from(self) -> int:
+        """The oldest offset kept, or the next one when nothing is."""
+        oldest = self.oldest
+        return oldest if oldest is not None else self.offset + 1
+
+    def _plan_position(self, position: StreamPosition, topic_filter: str | None) -> Replay:
         if position.epoch != self.epoch:
-            return HistoryGap(
+            # Everything this epoch still keeps is after the client's position.
+            gap = HistoryGap(
                 f"epoch {position.epoch!r} of stream {self.name!r} is gone (the server "
                 f"restarted); the stream continues in epoch {self.epoch!r}",
                 self.oldest,
             )
-        if position.offset > self.offset or position.offset < 0:
-            return HistoryGap(
+            return self._replay(self.kept_from, topic_filter, gap)
+        if position.offset > self.offset:
+            gap = HistoryGap(
                 f"offset {position.offset} is not in stream {self.name!r} "
                 f"(last offset is {self.offset})",
                 self.oldest,
             )
-        if position.offset == self.offset:
-            return []
-        oldest = self.oldest
-        if oldest is None or position.offset + 1 < oldest:
-            return HistoryGap(
-                f"readings {position.offset + 1}..{(oldest or self.offset + 1) - 1} of stream "
-                f"{self.name!r} are no longer kept (history_limit {self.spec.history_limit}, "
-                f"history_ttl {self.spec.history_ttl:g}s)",
-                oldest,
-            )
-        # Offsets in the ring are contiguous, so the start index is arithmetic.
-        start = position.offset + 1 - oldest
-        return [self.ring[i] for i in range(start, len(self.ring))]
+            return self._replay(self.offset + 1, topic_filter, gap, replaces_queued=False)
+        # Offsets start at 1: holding "up to 0" or "-1" both mean nothing of this epoch.
+        first = max(position.offset, 0) + 1
+        kept_from = self.kept_from
+        if first >= kept_from or first > self.offset:
+            return self._replay(first, topic_filter)
+        gap = HistoryGap(
+            f"readings {first}..{kept_from - 1} of stream {self.name!r} are no longer kept "
+            f"(history_limit {self.spec.history_limit}, history_ttl {self.spec.history_ttl:g}s)",
+            self.oldest,
+        )
+        return self._replay(kept_from, topic_filter, gap)
 
-    def _since(self, since: float) -> list[Entry] | HistoryGap:
+    def _plan_since(self, since: float, topic_filter: str | None) -> Replay:
+        gap = None
         if since < self.started_at:
-            return HistoryGap(
+            gap = HistoryGap(
                 f"readings of stream {self.name!r} before {self.started_at:.3f}, when this "
                 f"server started epoch {self.epoch!r}, are not kept",
                 self.oldest,
             )
-        if since <= self._evicted_until:
-            return HistoryGap(
+        elif since <= self._evicted_until:
+            gap = HistoryGap(
                 f"readings of stream {self.name!r} since {since:.3f} are partly no longer "
                 f"kept (history_limit {self.spec.history_limit}, "
                 f"history_ttl {self.spec.history_ttl:g}s)",
                 self.oldest,
             )
-        return [e for e in self.ring if e.reading.time >= since]
+        return self._replay(self.kept_from, topic_filter, gap, since=since)
 
     # -- subscribers ------------------------------------------------------------------
 
@@ -238,6 +295,120 @@ class Stream:
             yield from self._narrow.match(topic)
 
 
+@dataclass
+class Replay:
+    """A history answer being sent: a cursor over the stream's ring, not a copy of it.
+
+    The I/O layer takes rows in chunks as the socket drains (:meth:`take`), then answers
+    ``confirm_history``, or ``reject_history`` with :attr:`gap` when there is one. Rows are
+    read from the ring when their turn comes, so an answer to a client that does not read
+    costs nothing; rows evicted before their turn join the reported gap.
+    """
+
+    stream: Stream
+    next_offset: int  # the next offset to look at
+    last: int  # the stream's last offset when the request came: live rows follow it
+    topic_filter: str | None = None
+    since: float | None = None  # rows older than this were not asked for...
+    gap: HistoryGap | None = None
+    # ...unless they replace what the subscription had queued: the answer then covers
+    # every row from ``live_from`` on, so the queued rows (and their drop count) go.
+    replaces_queued: bool = True
+    live_from: int | None = None
+    # Offsets the subscription was already sent (``skip_from``..``skip_to``): skipped.
+    skip_from: int | None = None
+    skip_to: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_offset > self.last
+
+    def wants(self, entry: Entry) -> bool:
+        if self.topic_filter is not None and not matches(self.topic_filter, entry.reading.topic):
+            return False
+        if self.since is None or entry.reading.time >= self.since:
+            return True
+        return self.live_from is not None and entry.offset >= self.live_from
+
+    def add_gap(self, gap: HistoryGap) -> None:
+        self.gap = gap if self.gap is None else self.gap.and_then(gap)
+
+    def take(
+        self, max_rows: int, max_bytes: float, cost: Callable[[Entry], int] = lambda e: e.size
+    ) -> list[Entry]:
+        """The next rows in offset order: at most ``max_rows``, about ``max_bytes``.
+
+        May return no rows before :attr:`done` (a narrow filter scanned a stretch of the
+        ring without a match): call again.
+        """
+        self._settle()
+        if self.done:
+            return []
+        ring = self.stream.ring
+        end = self._segment_end()
+        rows: list[Entry] = []
+        size = 0
+        scan_limit = max(1, max_rows) * SCAN_FACTOR
+        window = islice(ring, self.next_offset - ring[0].offset, None)
+        for scanned, entry in enumerate(window, 1):
+            if entry.offset > end:
+                break
+            self.next_offset = entry.offset + 1
+            if self.wants(entry):
+                rows.append(entry)
+                size += cost(entry)
+                if len(rows) >= max_rows or size >= max_bytes:
+                    return rows
+            if scanned >= scan_limit:
+                return rows
+        self.next_offset = end + 1
+        return rows
+
+    def drain(self) -> list[Entry]:
+        """Every remaining row at once (for tests and small answers)."""
+        rows: list[Entry] = []
+        while not self.done:
+            rows.extend(self.take(len(self.stream.ring) + 1, math.inf))
+        return rows
+
+    def skip_sent(self, sent_through: int, first_sent: int | None) -> None:
+        """Never send the subscription a row it was sent: skip ``first_sent..sent_through``.
+
+        Rows below ``first_sent`` are still sent: a backfill below what the client holds,
+        which it tells from duplicates by its lowest and highest offsets.
+        """
+        if first_sent is not None:
+            self.skip_from, self.skip_to = first_sent, sent_through
+
+    def _segment_end(self) -> int:
+        """The last offset before the skipped range, or of the answer."""
+        if self.skip_from is not None and self.next_offset < self.skip_from:
+            return min(self.skip_from - 1, self.last)
+        return self.last
+
+    def _settle(self) -> None:
+        """Move past rows already sent, and past evicted ones (they join the gap)."""
+        while not self.done:
+            if self.skip_from is not None and self.skip_from <= self.next_offset <= self.skip_to:
+                self.next_offset = self.skip_to + 1
+                continue
+            kept_from = self.stream.kept_from
+            if kept_from <= self.next_offset:
+                return
+            evicted_to = min(kept_from - 1, self._segment_end())
+            spec = self.stream.spec
+            self.add_gap(
+                HistoryGap(
+                    f"readings {self.next_offset}..{evicted_to} of stream {self.stream.name!r} "
+                    f"were evicted (history_limit {spec.history_limit}, history_ttl "
+                    f"{spec.history_ttl:g}s) before they could be sent: the client read the "
+                    "answer more slowly than the stream turned over",
+                    self.stream.oldest,
+                )
+            )
+            self.next_offset = evicted_to + 1
+
+
 @dataclass(eq=False)
 class Subscription:
     """One confirmed, readable subscription of one connection (hashed by identity)."""
@@ -250,6 +421,48 @@ class Subscription:
     # A resumed subscription holds its live readings until the client's history request
     # arrives, so that missed readings are sent before newer ones (order is the contract).
     held: bool = False
+    # Bytes each frame of this subscription carries besides its rows (identifier, stream
+    # id, epoch, keys). A batch frame carries them once for up to ``rows_per_frame`` rows;
+    # a data frame once per row, with the topic's levels again as columns.
+    frame_bytes: int = 0
+    batched: bool = True
+    rows_per_frame: int = 500
+    # The lowest and highest offsets sent: live rows go out once, in offset order, and
+    # a history answer skips what lies between (rows below are a backfill).
+    sent_through: int = 0
+    first_sent: int | None = None
+    replay: Replay | None = None  # the history answer being sent; live rows wait
+    unreported_dropped: int = 0  # a drop count whose rows turned out already sent
+
+    def cost(self, entry: Entry) -> int:
+        """Bytes ``entry`` adds to this subscription's frames."""
+        if self.batched:
+            return entry.size + -(-self.frame_bytes // self.rows_per_frame)
+        return entry.size + self.frame_bytes + utf8_len(entry.reading.topic)
+
+    @property
+    def queue_overhead(self) -> int:
+        """Bytes a queued run of rows costs once (the batch frame's own members)."""
+        return self.frame_bytes if self.batched else 0
+
+    @property
+    def waiting(self) -> bool:
+        """Live rows wait: a resume hold, or a history answer still being sent."""
+        return self.held or self.replay is not None
+
+    def unsent(self, entries: list[Entry]) -> list[Entry]:
+        """Live ``entries`` without those at or below the highest offset sent (in order)."""
+        if not entries or entries[0].offset > self.sent_through:
+            return entries
+        return [e for e in entries if e.offset > self.sent_through]
+
+    def mark_sent(self, entries: Sequence[Entry]) -> None:
+        """Record rows sent (in offset order): a backfill lowers ``first_sent``."""
+        if entries:
+            lowest = entries[0].offset
+            if self.first_sent is None or lowest < self.first_sent:
+                self.first_sent = lowest
+            self.sent_through = max(self.sent_through, entries[-1].offset)
 
 
 @dataclass
@@ -259,6 +472,7 @@ class Pending:
     entries: list[Entry] = field(default_factory=list)
     latest: dict[str, Entry] | None = None  # set once conflation started
     dropped: int = 0
+    first_offset: int | None = None  # of the first entry queued: drops are all after it
 
     def ordered(self) -> list[Entry]:
         if self.latest is None:
@@ -300,62 +514,66 @@ class Outbox:
         if self.overflowed:
             return
         was_empty = self.pending_rows == 0
-        if self.used + entry.size > self.max_bytes:
+        cost = sub.cost(entry)
+        pending = self.pending.get(sub)
+        opening = sub.queue_overhead if pending is None else 0
+        if self.used + opening + cost > self.max_bytes:
             if sub.policy is Policy.DISCONNECT:
                 self._overflow()
                 return
-            self._conflate(sub, entry)
+            self._conflate(sub, entry, cost)
         else:
-            pending = self.pending.get(sub)
-            if pending is None:
-                pending = self.pending[sub] = Pending()
+            pending = self._open(sub) if pending is None else pending
             if pending.latest is None:
                 pending.entries.append(entry)
+                if pending.first_offset is None:
+                    pending.first_offset = entry.offset
             else:
-                self._replace(pending, entry)
-            self.pending_bytes += entry.size
+                self._replace(sub, pending, entry)
+            self.pending_bytes += cost
             self.pending_rows += 1
         if was_empty and self.wake is not None:
             self.wake()
 
-    def _replace(self, pending: Pending, entry: Entry) -> None:
-        assert pending.latest is not None
-        old = pending.latest.pop(entry.reading.topic, None)
-        if old is not None:
-            pending.dropped += 1
-            self.dropped_total += 1
-            self.pending_bytes -= old.size
-            self.pending_rows -= 1
-        pending.latest[entry.reading.topic] = entry
-
-    def _conflate(self, sub: Subscription, entry: Entry) -> None:
+    def _open(self, sub: Subscription) -> Pending:
         pending = self.pending.get(sub)
         if pending is None:
             pending = self.pending[sub] = Pending()
+            self.pending_bytes += sub.queue_overhead
+        return pending
+
+    def _replace(self, sub: Subscription, pending: Pending, entry: Entry) -> None:
+        assert pending.latest is not None
+        old = pending.latest.pop(entry.reading.topic, None)
+        if old is not None:
+            self._drop(sub, pending, old)
+        pending.latest[entry.reading.topic] = entry
+        if pending.first_offset is None:
+            pending.first_offset = entry.offset
+
+    def _drop(self, sub: Subscription, pending: Pending, old: Entry) -> None:
+        pending.dropped += 1
+        self.dropped_total += 1
+        self.pending_bytes -= sub.cost(old)
+        self.pending_rows -= 1
+
+    def _conflate(self, sub: Subscription, entry: Entry, cost: int) -> None:
+        pending = self._open(sub)
         if pending.latest is None:
             # Switch to keeping the latest reading per topic; older ones count as dropped.
             latest: dict[str, Entry] = {}
             for e in pending.entries:
                 if e.reading.topic in latest:
-                    old = latest.pop(e.reading.topic)
-                    pending.dropped += 1
-                    self.dropped_total += 1
-                    self.pending_bytes -= old.size
-                    self.pending_rows -= 1
+                    self._drop(sub, pending, latest.pop(e.reading.topic))
                 latest[e.reading.topic] = e
             pending.entries = []
             pending.latest = latest
-        self._replace(pending, entry)
-        self.pending_bytes += entry.size
+        self._replace(sub, pending, entry)
+        self.pending_bytes += cost
         self.pending_rows += 1
         # Many distinct topics can still exceed the bound: drop the oldest ones.
         while self.used > self.max_bytes and len(pending.latest) > 1:
-            topic = next(iter(pending.latest))
-            old = pending.latest.pop(topic)
-            pending.dropped += 1
-            self.dropped_total += 1
-            self.pending_bytes -= old.size
-            self.pending_rows -= 1
+            self._drop(sub, pending, pending.latest.pop(next(iter(pending.latest))))
 
     def _overflow(self) -> None:
         self.overflowed = True
@@ -366,14 +584,19 @@ class Outbox:
             self.wake()
 
     def take(self) -> list[Batch]:
-        """Everything queued (but held subscriptions), per subscription in stream order."""
+        """Everything queued (but waiting subscriptions), per subscription in stream order."""
         batches = []
-        for sub in [s for s in self.pending if not s.held]:
+        for sub in [s for s in self.pending if not s.waiting]:
             pending = self.pending[sub]
             entries = self.remove(sub)
             if entries:
                 batches.append(Batch(sub, entries, pending.dropped))
         return batches
+
+    def first_queued(self, sub: Subscription) -> int | None:
+        """Offset of the first entry queued for ``sub`` since its last send, if any."""
+        pending = self.pending.get(sub)
+        return None if pending is None else pending.first_offset
 
     def remove(self, sub: Subscription) -> list[Entry]:
         """Take one subscription's queued entries out (in order) and return them."""
@@ -381,7 +604,7 @@ class Outbox:
         if pending is None:
             return []
         entries = pending.ordered()
-        self.pending_bytes -= sum(e.size for e in entries)
+        self.pending_bytes -= sum(sub.cost(e) for e in entries) + sub.queue_overhead
         self.pending_rows -= len(entries)
         return entries
 
@@ -426,7 +649,7 @@ class Hub:
         # Name order, so that a topic in two channels is handled deterministically.
         streams = sorted(matched, key=lambda s: s.name)
         decoded: dict[Decoder, Reading] = {}
-        size = len(topic) + len(payload) + ENTRY_OVERHEAD
+        size = utf8_len(topic) + len(payload) + ENTRY_OVERHEAD
         for stream in streams:
             decoder = stream.spec.decoder
             reading = decoded.get(decoder)
@@ -444,15 +667,51 @@ class Hub:
         channel: str,
         topic_filter: str | None,
         policy: Policy | None = None,
+        *,
+        batched: bool = True,
+        rows_per_frame: int = 500,
     ) -> Subscription:
+        """Attach a subscription; ``batched``: its rows travel in batch frames of up to
+        ``rows_per_frame`` rows, else in one data frame per row (what its bytes count)."""
         stream = self.streams[channel]
-        sub = Subscription(outbox, identifier, stream, topic_filter, policy or stream.spec.policy)
+        frame_bytes = (
+            utf8_len(json.dumps(identifier, ensure_ascii=False))
+            + utf8_len(stream.name)
+            + utf8_len(stream.epoch)
+            + FRAME_OVERHEAD
+        )
+        sub = Subscription(
+            outbox,
+            identifier,
+            stream,
+            topic_filter,
+            policy or stream.spec.policy,
+            frame_bytes=frame_bytes,
+            batched=batched,
+            rows_per_frame=max(1, rows_per_frame),
+        )
         stream.attach(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.stream.detach(sub)
         sub.outbox.remove(sub)
+        sub.replay = None
+
+    def replay(self, sub: Subscription, request: HistoryRequest, now: float) -> Replay:
+        """Start answering ``sub``'s history request; live rows wait until it is sent.
+
+        The answer never repeats a row the subscription was sent (rows older than those
+        are a backfill). When it covers what the subscription had queued, the queue (and
+        its drop count) goes: those rows, or the gap that took them, are in the answer.
+        """
+        replay = sub.stream.plan(request, now, sub.topic_filter)
+        if replay.replaces_queued:
+            replay.live_from = sub.outbox.first_queued(sub)
+            sub.outbox.remove(sub)
+        replay.skip_sent(sub.sent_through, sub.first_sent)
+        sub.replay = replay
+        return replay
 
     def trim(self, now: float) -> None:
         """Age out history even when a stream is quiet (called on a timer)."""

@@ -52,13 +52,22 @@ class EngineSettings:
     ping_interval: float = 3.0
     session_ttl: float = 120.0
     resume_hold: float = 5.0
+    # Every frame repeats a subscription's identifier and sessions keep it: bounded.
+    max_identifier_bytes: int = 1024
+    # Sessions kept for resume, oldest evicted first: at most max_subscriptions x
+    # max_identifier_bytes each.
+    max_sessions: int = 256
+    max_sessions_per_user: int = 32
+    # Seconds a too_slow client has to read what was already sent before its disconnect
+    # frame goes out; after that the socket is dropped.
+    too_slow_grace: float = 10.0
 
 
 class CableSocket(Protocol):
     """What the engine needs from a connected websocket handler."""
 
     def send_broker_event(self, state: str, detail: str) -> None: ...
-    def send_ping(self, now: float) -> None: ...
+    def send_keepalive(self, now: float) -> None: ...
     def shutdown(self, reason: DisconnectReason, *, reconnect: bool) -> None: ...
 
 
@@ -146,7 +155,7 @@ class CableEngine:
             await asyncio.sleep(self.settings.ping_interval)
             now = time.time()
             for conn in list(self.connections):
-                conn.send_ping(now)
+                conn.send_keepalive(now)
             self.hub.trim(now)
             for sid in [s for s, saved in self.sessions.items() if saved.expires_at < now]:
                 del self.sessions[sid]
@@ -207,6 +216,20 @@ class CableEngine:
             self.sessions[sid] = SavedSession(
                 who.username, dict(refs), time.time() + self.settings.session_ttl
             )
+            self._evict_sessions(who.username)
+
+    def _evict_sessions(self, username: str) -> None:
+        """Keep at most the newest sessions, per user and overall (dicts keep their order).
+
+        A client coming back with an evicted ``sid`` gets a plain welcome and subscribes
+        again with history: nothing is lost but the shortcut.
+        """
+        settings = self.settings
+        mine = [sid for sid, saved in self.sessions.items() if saved.username == username]
+        for sid in mine[: max(0, len(mine) - settings.max_sessions_per_user)]:
+            del self.sessions[sid]
+        for sid in list(self.sessions)[: max(0, len(self.sessions) - settings.max_sessions)]:
+            del self.sessions[sid]
 
     def take_session(self, sid: str, who: Identity) -> dict[str, ChannelRef] | None:
         saved = self.sessions.get(sid)
@@ -252,6 +275,11 @@ class CableEngine:
                 "messages_out",
                 "backlog",
                 "backlog_max_seen",
+                "max_backlog",
+                # Back-pressure towards the broker: readings the bridge had to drop when
+                # its queue was full, and the share of time spent routing them.
+                "dropped",
+                "load",
                 "overloaded",
             ):
                 if key in bridge_status:

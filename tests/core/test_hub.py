@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_iotcable.hub import ChannelSpec, HistoryGap, Hub, Outbox, Policy, RateMeter
-from jupyter_iotcable.protocol import HistoryRequest, StreamPosition
+from jupyter_iotcable.hub import Batch, ChannelSpec, HistoryGap, Hub, Outbox, Policy, RateMeter
+from jupyter_iotcable.protocol import HistoryRequest, StreamPosition, Subprotocol, make_identifier
+from jupyter_iotcable.protocol.rows import EncodedRows
 from jupyter_iotcable.readings import make_decoder
+from jupyter_iotcable.topics import TopicTemplate
 
 JSON = make_decoder("json")
 NUMBER = make_decoder("number")
@@ -234,3 +236,183 @@ def test_outbox_bound_and_order_hold_for_any_sequence(
     if messages:
         # The very latest reading is never dropped.
         assert delivered[-1].offset == len(messages)
+
+
+# -- history answers: a cursor, sent once, in order ------------------------------------
+
+
+def _position(offset: int, epoch: str = "e1", stream: str = "numbers") -> HistoryRequest:
+    return HistoryRequest(streams={stream: StreamPosition(epoch, offset)})
+
+
+def test_history_answer_is_read_in_chunks_and_evicted_rows_become_the_gap() -> None:
+    hub = make_hub(history_limit=50)
+    feed(hub, "num/x", 40)
+    stream = hub.streams["numbers"]
+    replay = stream.plan(_position(0), 1000.0)
+    first = replay.take(10, float("inf"))
+    assert [e.offset for e in first] == list(range(1, 11))
+    assert replay.gap is None and not replay.done
+    # The client reads slowly: the ring turns over before the rest is sent.
+    feed(hub, "num/x", 30)  # offsets 41..70; the ring keeps 21..70
+    rest = replay.drain()
+    assert [e.offset for e in rest] == list(range(21, 41)), "up to the request's last offset"
+    assert replay.done
+    assert replay.gap is not None
+    assert "11..20" in replay.gap.reason and "evicted" in replay.gap.reason
+    assert replay.gap.available_from == 21
+
+
+def test_reject_history_is_preceded_only_by_rows_after_the_clients_position() -> None:
+    hub = make_hub()
+    feed(hub, "num/x", 12)  # history_limit 5: offsets 8..12 kept
+    stream = hub.streams["numbers"]
+    ahead = stream.plan(_position(500), 1000.0)
+    assert ahead.gap is not None and "offset 500" in ahead.gap.reason
+    assert ahead.drain() == [], "nothing is after a position ahead of the stream"
+    other = stream.plan(_position(3, stream="telemetry"), 1000.0)
+    assert other.gap is not None and "position for this stream" in other.gap.reason
+    assert other.drain() == [], "the request does not name this stream"
+    evicted = stream.plan(_position(3), 1000.0)
+    assert evicted.gap is not None and evicted.gap.available_from == 8
+    assert [e.offset for e in evicted.drain()] == [8, 9, 10, 11, 12]
+    old_epoch = stream.plan(_position(3, epoch="e0"), 1000.0)
+    assert old_epoch.gap is not None and "'e0'" in old_epoch.gap.reason
+    assert [e.offset for e in old_epoch.drain()] == [8, 9, 10, 11, 12]
+
+
+def test_history_from_offset_minus_one_means_from_the_start() -> None:
+    hub = make_hub()
+    feed(hub, "num/x", 3)
+    got = hub.streams["numbers"].history(_position(-1), 1000.0)
+    assert isinstance(got, list)
+    assert [e.offset for e in got] == [1, 2, 3]
+
+
+def test_history_never_repeats_a_row_the_subscription_was_sent() -> None:
+    hub = make_hub(history_limit=100)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "numbers", None)
+    feed(hub, "num/x", 60)
+    # Live rows 41..60 went out (a resume hold that ended before the history request).
+    sub.mark_sent([e for e in hub.streams["numbers"].ring if e.offset > 40])
+    box.remove(sub)
+    feed(hub, "num/x", 5)  # 61..65 are queued
+    replay = hub.replay(sub, _position(20), 1000.0)
+    rows = [e.offset for e in replay.drain()]
+    # A backfill below what was sent, then what comes after it; 41..60 not again.
+    assert rows == [*range(21, 41), *range(61, 66)]
+    assert replay.gap is None
+    assert box.pending_rows == 0, "the answer replaced what was queued"
+
+
+def test_rows_evicted_while_an_answer_waits_are_a_gap_but_rows_already_sent_are_not() -> None:
+    hub = make_hub(history_limit=30)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "numbers", None)
+    feed(hub, "num/x", 30)
+    sub.mark_sent([e for e in hub.streams["numbers"].ring if e.offset > 20])  # 21..30
+    box.remove(sub)
+    replay = hub.replay(sub, _position(0), 1000.0)
+    assert [e.offset for e in replay.take(5, float("inf"))] == [1, 2, 3, 4, 5]
+    feed(hub, "num/x", 25)  # 31..55; the ring keeps 26..55
+    assert [e.offset for e in replay.drain()] == []
+    assert replay.gap is not None
+    assert "6..20" in replay.gap.reason, "21..25 were sent: not part of the gap"
+
+
+def test_history_a_subscription_already_has_is_not_a_gap() -> None:
+    hub = make_hub(history_limit=100)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "numbers", None)
+    feed(hub, "num/x", 30)
+    sub.mark_sent(box.remove(sub))
+    replay = hub.replay(sub, _position(0), 1000.0)
+    assert replay.drain() == []
+    assert replay.gap is None
+
+
+def test_queued_rows_and_their_drop_count_stay_when_the_answer_does_not_cover_them() -> None:
+    hub = make_hub()
+    box = Outbox(max_bytes=1_000)
+    sub = hub.subscribe(box, "id", "numbers", None, Policy.CONFLATE)
+    for i in range(40):
+        hub.ingest("num/a", str(i).encode(), 1.0, 1.0)
+    assert box.pending_rows and box.dropped_total
+    # A request for another stream is answered with nothing: the live rows and the
+    # count of those conflated away are still owed to the client.
+    replay = hub.replay(sub, _position(0, stream="telemetry"), 1.0)
+    assert replay.drain() == [] and replay.gap is not None
+    assert box.take() == [], "live rows wait while the answer is being sent"
+    sub.replay = None
+    (batch,) = box.take()
+    assert batch.dropped + len(batch.entries) == 40
+    assert batch.entries[-1].reading.payload == 39.0
+
+
+def test_since_answer_covers_the_queued_live_rows_it_replaces() -> None:
+    hub = make_hub(history_limit=100)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "numbers", None)
+    feed(hub, "num/x", 10, start=100.0, step=1.0)  # times 100..109, all queued
+    replay = hub.replay(sub, HistoryRequest(since=105.0), 150.0)
+    # Rows older than `since` are not asked for, but those the live flow had queued are
+    # in the answer since the queue went: none is lost.
+    assert [e.offset for e in replay.drain()] == list(range(1, 11))
+    assert replay.gap is None
+
+
+# -- bytes: what the frames really carry -----------------------------------------------
+
+
+def _frame_bytes(subprotocol: Subprotocol, identifier: str, batch: Batch, step: int) -> int:
+    template = TopicTemplate("plant/{site}/{device}/env")
+    total = 0
+    for i in range(0, len(batch.entries), step):
+        chunk = batch.entries[i : i + step]
+        encoded = EncodedRows.encode(
+            subprotocol,
+            batch.sub.stream.name,
+            batch.sub.stream.epoch,
+            [e.row() for e in chunk],
+            columns=lambda t: template.extract(t) or {},
+        )
+        frames = encoded.frames(identifier, batch.dropped if i == 0 else 0)
+        total += sum(len(f.encode()) for f in frames)
+    return total
+
+
+@pytest.mark.parametrize("subprotocol", [Subprotocol.IOTCABLE, Subprotocol.EXT])
+@pytest.mark.parametrize("topics", [1, 5_000])
+def test_outbox_bound_counts_the_identifier_each_frame_repeats(
+    subprotocol: Subprotocol, topics: int
+) -> None:
+    hub = make_hub(history_limit=10)
+    box = Outbox(max_bytes=256 * 1024)
+    # 30 KB of identifier in UTF-8 (15 000 characters): every data frame repeats it.
+    identifier = make_identifier("telemetry", note="é" * 15_000)
+    step = 500
+    hub.subscribe(
+        box, identifier, "telemetry", None, batched=subprotocol.batched, rows_per_frame=step
+    )
+    for i in range(5_000):
+        payload = json.dumps({"seq": i, "temp": 21.5, "status": "ok"}).encode()
+        hub.ingest(f"plant/site{i % topics}/dev/env", payload, 1000.0 + i, 1000.0 + i)
+        assert box.used <= box.max_bytes
+    estimate = box.pending_bytes
+    (batch,) = box.take()
+    written = _frame_bytes(subprotocol, identifier, batch, step)
+    assert written <= estimate, "the bound must count what is written, not less"
+    assert written <= box.max_bytes
+    assert batch.dropped + len(batch.entries) == 5_000
+
+
+def test_frame_overhead_covers_a_data_frame_with_columns() -> None:
+    hub = make_hub()
+    box = Outbox()
+    identifier = make_identifier("telemetry")
+    sub = hub.subscribe(box, identifier, "telemetry", None, batched=False)
+    hub.ingest("plant/a-long-site-name/device-42/env", b'{"t":1}', 1_700_000_000.123456, 1.0)
+    entry = hub.streams["telemetry"].ring[-1]
+    (batch,) = box.take()
+    assert _frame_bytes(Subprotocol.EXT, identifier, batch, 500) <= sub.cost(entry)

@@ -8,42 +8,112 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psutil
 import pytest
 import tornado.websocket
 from paho.mqtt.enums import CallbackAPIVersion
 
 from jupyter_iotcable.protocol import make_identifier
 from jupyter_iotcable.server.engine import CableEngine
+from jupyter_iotcable.server.websocket import CableHandler
 from tests.brokers import Mosquitto
 from tests.integration.conftest import Cable, CableFactory
-from tests.servers import LiveServer
+from tests.servers import TEST_CHANNELS, LiveServer
 
 EXT = ["actioncable-v1-ext-json"]
 
 
 @pytest.fixture
 def iotcable_config() -> dict[str, Any]:
-    return {"session_ttl": 60.0, "outbox_bytes": 256 * 1024}
+    channels = json.loads(json.dumps(TEST_CHANNELS))
+    # Slow consumers of this one are disconnected (too_slow) instead of conflated.
+    channels["strict"] = {
+        "topics": ["strict/#"],
+        "format": "number",
+        "read": ["*"],
+        "policy": "disconnect",
+    }
+    return {"session_ttl": 60.0, "outbox_bytes": 256 * 1024, "channels": channels}
 
 
 def publish_seq(broker: Mosquitto, topic: str, start: int, stop: int) -> None:
     """Publish readings with sequence numbers start..stop-1 (QoS 1, one connection)."""
+    publish_all(broker, [(topic, json.dumps({"seq": i})) for i in range(start, stop)])
+
+
+def publish_all(
+    broker: Mosquitto, messages: Sequence[tuple[str, str]], timeout: float = 60
+) -> None:
+    """Publish (topic, payload) pairs in order, QoS 1, from one independent client."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        infos = [client.publish(topic, json.dumps({"seq": i}), qos=1) for i in range(start, stop)]
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
         for info in infos:
-            info.wait_for_publish(10)
+            info.wait_for_publish(timeout)
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def handler_of(engine: CableEngine, sid: str) -> CableHandler:
+    """The server side of the connection welcomed with ``sid``."""
+    for conn in engine.connections:
+        if isinstance(conn, CableHandler) and conn.conn is not None and conn.conn.sid == sid:
+            return conn
+    raise AssertionError(f"no open connection with sid {sid}")
+
+
+def unsent_bytes(handler: CableHandler) -> int:
+    """Bytes tornado still holds for the socket: measured there, not by our accounting."""
+    connection = handler.ws_connection
+    if connection is None or connection.stream is None:
+        return 0
+    return len(connection.stream._write_buffer)  # tornado's IOStream has no public size
+
+
+def shrink_socket_buffers(client: Cable, handler: CableHandler, size: int = 8192) -> None:
+    """Make the kernel hold little of what the server sends this client (a slow link)."""
+    server = handler.ws_connection
+    assert server is not None and server.stream is not None
+    server.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    assert client.ws.protocol is not None and client.ws.protocol.stream is not None
+    client.ws.protocol.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+async def read_all(ws: Cable, until: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every frame (pings aside) up to and including the first one ``until`` accepts."""
+    frames: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+
+    def keep(msg: dict[str, Any]) -> bool:
+        frames.append(msg)
+        return bool(until(msg))
+
+    await ws.recv_until(keep, timeout=max(0.1, deadline - time.monotonic()))
+    return frames
+
+
+async def ingested(engine: CableEngine, channel: str, count: int, timeout: float = 30.0) -> None:
+    """Wait until the server has taken ``count`` readings into ``channel``'s stream."""
+    deadline = time.monotonic() + timeout
+    stream = engine.hub.streams[channel]
+    while stream.offset < count:
+        assert time.monotonic() < deadline, f"{channel}: {stream.offset} of {count} readings"
+        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -141,17 +211,19 @@ async def test_broker_killed_and_restarted(
 async def test_history_after_eviction_is_rejected_and_the_gap_is_visible(
     cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
 ) -> None:
+    limit = engine.channels["commands"].history_limit
+    publish_seq(mosquitto, "plant/a/b/cmd", 0, limit + 50)
+    await ingested(engine, "commands", limit + 50)
+    # A client that held offset 10 comes back (rows are never sent twice on one
+    # subscription, so this one has not been sent them live).
     ws = await cable(EXT)
     identifier = make_identifier("commands")
     await ws.subscribe(identifier)
-    limit = engine.channels["commands"].history_limit
-    publish_seq(mosquitto, "plant/a/b/cmd", 0, limit + 50)
-    got = await collect(ws, identifier, set(range(limit + 50)))
     await ws.send(
         {
             "command": "history",
             "identifier": identifier,
-            "history": {"streams": {"commands": {"epoch": got.epoch, "offset": 10}}},
+            "history": {"streams": {"commands": {"epoch": engine.epoch, "offset": 10}}},
         }
     )
     # What is still kept comes first, from available_from on, then the reject.
@@ -275,3 +347,81 @@ async def test_server_restart_old_epoch_is_gone(tmp_path: Path, mosquitto: Mosqu
         again.close()
     finally:
         server.stop()
+
+
+def is_rows(identifier: str) -> Any:
+    return lambda m: m.get("identifier") == identifier and ("offset" in m or "batch" in m)
+
+
+async def test_history_storm_from_a_client_that_never_reads_stays_within_the_bound(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine, iotcable: Any
+) -> None:
+    bound = iotcable.outbox_bytes
+    kept = 2_000
+    pad = "x" * 500
+    publish_all(
+        mosquitto, [("plant/a/b/env", json.dumps({"seq": i, "pad": pad})) for i in range(kept)]
+    )
+    await ingested(engine, "telemetry", kept)  # every answer below is about 1.3 MB of frames
+    sleeper = await cable(EXT, welcome=False)
+    sid = (await sleeper.recv())["sid"]
+    telemetry = make_identifier("telemetry")
+    await sleeper.subscribe(telemetry)
+    handler = handler_of(engine, sid)
+    # Small socket buffers, as over a slow link: the kernel cannot swallow an answer.
+    shrink_socket_buffers(sleeper, handler)
+    watcher = await cable()
+    numbers = make_identifier("numbers")
+    await watcher.subscribe(numbers)
+    rss_before = rss()
+    peaks = {"unsent": 0, "outbox": 0, "rss": 0}
+
+    def watch() -> None:
+        assert handler.outbox is not None
+        peaks["unsent"] = max(peaks["unsent"], unsent_bytes(handler))
+        peaks["outbox"] = max(peaks["outbox"], handler.outbox.used)
+        peaks["rss"] = max(peaks["rss"], rss() - rss_before)
+
+    # From here on nobody reads the sleeper, which asks for the whole ring again and again.
+    requests = 200
+    history = {"streams": {"telemetry": {"epoch": engine.epoch, "offset": 0}}}
+    for _ in range(requests):
+        await sleeper.send({"command": "history", "identifier": telemetry, "history": history})
+        await asyncio.sleep(0)
+        watch()
+    # Meanwhile another client keeps receiving: every live reading arrives or is counted.
+    live = 2_000
+    publishing = asyncio.get_running_loop().run_in_executor(
+        None, publish_all, mosquitto, [("num/w", str(i)) for i in range(live)]
+    )
+    rows = dropped = 0
+    while rows + dropped < live:
+        msg = await watcher.recv_until(is_rows(numbers), timeout=60)
+        rows += len(msg["batch"])
+        dropped += msg.get("dropped", 0)
+        watch()
+    await publishing
+    assert rows + dropped == live
+    assert rows > 0
+    watch()
+    # Queued plus unflushed bytes, tornado's own buffer, and the whole process: bounded.
+    assert peaks["outbox"] <= 2 * bound, peaks
+    assert peaks["unsent"] <= 2 * bound, peaks
+    assert peaks["rss"] <= 64 * 1024 * 1024, peaks
+
+    # Once the sleeper reads, every request has its answer and no row came twice.
+    frames = []
+    answers = 0
+    while answers < requests:
+        msg = await sleeper.recv_until(lambda m: m.get("identifier") == telemetry, timeout=60)
+        frames.append(msg)
+        answers += msg.get("type") in ("confirm_history", "reject_history")
+    offsets = [m["offset"] for m in frames if "offset" in m]
+    assert offsets == list(range(1, kept + 1)), "the ring once, in order"
+    confirmed = [m for m in frames if m.get("type") == "confirm_history"]
+    refused = [m for m in frames if m.get("type") == "reject_history"]
+    # One answer at a time: one sent, four waiting (answered with nothing new), the rest
+    # refused with a reason the client can act on.
+    assert len(confirmed) == 5
+    assert len(refused) == requests - 5
+    assert all("already waiting" in m["reason"] for m in refused)
