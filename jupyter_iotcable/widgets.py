@@ -142,7 +142,8 @@ def pick_y(flat: dict[str, object]) -> str | None:
     """
     numbers = [name for name, value in flat.items() if _is_number(value) and not _is_counter(name)]
     floats = [name for name in numbers if type(flat[name]) is float]
-    return (floats or numbers or [None])[0]
+    candidates = floats or numbers
+    return candidates[0] if candidates else None
 
 
 def _is_counter(name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jupyter_iotcable.client.buffer import Row
 from jupyter_iotcable.client.subscription import Subscription
 from jupyter_iotcable.widgets import LiveView, latest_table, pick_y, svg_chart
 
@@ -108,7 +109,9 @@ def test_the_default_y_is_a_float_measurement_not_a_counter() -> None:
 
 def test_the_view_charts_the_measurement_and_y_overrides_it() -> None:
     sub = live_subscription()
-    readings = [(n, T0 + n, "plant/lyon/p0/env", {"seq": n, "t": n / 2}, None) for n in range(5)]
+    readings: list[Row] = [
+        (n, T0 + n, "plant/lyon/p0/env", {"seq": n, "t": n / 2}, None) for n in range(5)
+    ]
     view = LiveView(sub, interval=3600)
     chosen = LiveView(sub, y="seq", interval=3600)
     sub._receive("e1", readings, 0)
