@@ -140,6 +140,9 @@ class EmbeddedBroker:
             "port": self._requested_port,
             "username": self.username,
             "password": self._password,
+            # A temporary directory of ours goes with the child too: if we are killed,
+            # nobody else is left to remove it.
+            "remove_at_exit": str(self._own_workdir) if self._own_workdir else None,
         }
         try:
             process.stdin.write(json.dumps(config).encode() + b"\n")
@@ -153,14 +156,21 @@ class EmbeddedBroker:
                 else "exited during start-up"
             )
             await self._terminate()
+            tail = self._log_tail()
+            # A temporary log is quoted, then removed with its directory; a given one stays.
+            where = "" if self._own_workdir else f" ({log_path})"
+            self._remove_own_workdir()
             raise EmbeddedBrokerError(
                 f"the embedded MQTT broker {problem} (exit code {process.returncode}); "
-                f"its log ({log_path}) ends with:\n{self._log_tail()}"
+                f"its log{where} ends with:\n{tail}"
             ) from None
 
     async def stop(self) -> None:
         """Stop the child (SIGTERM, then SIGKILL after a grace period) and wait for it."""
         await self._terminate()
+        self._remove_own_workdir()
+
+    def _remove_own_workdir(self) -> None:
         if self._own_workdir is not None:
             shutil.rmtree(self._own_workdir, ignore_errors=True)
             self._own_workdir = None

@@ -3,8 +3,10 @@
 Run by ``EmbeddedBroker`` as ``python -m jupyter_iotcable.bridge.embedded_child``; not meant
 to be started by hand. The protocol with the parent is three lines of plumbing:
 
-- stdin, first line: the JSON configuration (host, port, username, password). The password
-  travels here rather than on the command line, where ``ps`` would show it to every user.
+- stdin, first line: the JSON configuration (host, port, username, password, and
+  optionally remove_at_exit: the parent's temporary directory, removed when the broker
+  exits). The password travels here rather than on the command line, where ``ps`` would
+  show it to every user.
 - stdout, one line once the broker accepts connections: ``{"port": N}``, the port actually
   bound (the parent asks for port 0 so that each server gets a free one without a race).
 - stdin, end of file: the parent is gone (it stopped us, or it died and the kernel closed
@@ -22,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
@@ -149,6 +152,9 @@ async def run(line: bytes) -> int:
             file=sys.stderr,
         )
         return 1
+    # After a failed start the parent quotes our log from that directory, and removes it.
+    if config.get("remove_at_exit"):
+        shutil.rmtree(config["remove_at_exit"], ignore_errors=True)
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -210,12 +212,18 @@ async def test_the_terminal_ctrl_c_does_not_kill_it() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_port_in_use_gives_a_clear_error() -> None:
+async def test_a_port_in_use_gives_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     async with started(EmbeddedBroker()) as first:
         assert first.port is not None
         second = EmbeddedBroker(port=first.port)
         with pytest.raises(EmbeddedBrokerError) as info:
             await second.start()
+        # The failed one's temporary directory is gone; the running one's is still there.
+        assert first.log_path is not None
+        assert os.listdir(tmp_path) == [first.log_path.parent.name]
     message = str(info.value)
     assert message.startswith("the embedded MQTT broker exited during start-up (exit code 1);")
     assert f"cannot listen on 127.0.0.1:{first.port}" in message
@@ -247,15 +255,21 @@ def test_the_parent_dying_takes_the_broker_with_it(tmp_path: Path) -> None:
         "asyncio.run(main())\n"
     )
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     try:
         assert parent.stdout is not None
         child_pid = int(parent.stdout.readline())
         assert not gone(child_pid)
+        (workdir,) = tmp_path.glob("iotcable-broker-*")
         parent.kill()
         parent.wait(10)
         assert wait_gone(child_pid), f"the broker (pid {child_pid}) outlived its parent"
+        # Its temporary directory went with it: nobody else was left to remove it.
+        assert not workdir.exists()
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -117,11 +117,16 @@ def test_a_publish_goes_through_its_own_server_embedded_broker_only(
         )
 
 
-def test_a_killed_server_takes_its_embedded_broker_with_it(servers: list[LiveServer]) -> None:
-    """SIGKILL runs no cleanup in the server: the broker sees its stdin close and exits."""
+def test_a_killed_server_takes_its_embedded_broker_with_it(
+    servers: list[LiveServer], tmp_path: Path
+) -> None:
+    """SIGKILL runs no cleanup in the server: the broker sees its stdin close, exits, and
+    removes its temporary directory itself."""
     server = servers[1]
     pid = server.get("iotcable/api/status")["broker"]["embedded_broker"]["pid"]
+    assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 2
     assert server.process is not None
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(10)
     assert wait_gone(pid), f"the embedded broker {pid} outlived its killed server"
+    assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 1
