@@ -249,7 +249,8 @@ def lab_config(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo until Ctrl-C or SIGTERM; 0 after a clean stop, 1 if it could not start."""
+    """Run the demo until Ctrl-C, SIGTERM or SIGHUP; 0 after a clean stop, 1 if it could not
+    start."""
     try:
         options = parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

@@ -19,6 +19,7 @@ import pytest
 import jupyter_iotcable as iot
 from jupyter_iotcable.bridge import EmbeddedBroker
 from jupyter_iotcable.demo import (
+    CHILD_CODE,
     OWNER_FILE,
     copy_notebooks,
     lab_config,
@@ -215,6 +216,20 @@ def test_remove_stale_workdirs_keeps_the_live_and_the_unknown(tmp_path: Path) ->
         "iotcable-demo-unknown",
         "something-else",
     ]
+
+
+def test_a_child_launcher_without_a_module_says_how_it_is_used() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_CODE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "usage: python -c CHILD_CODE MODULE [ARGS...] (started by iotcable demo)\n"
+    )
 
 
 @pytest.mark.parametrize(
