@@ -7,6 +7,8 @@ arrive exactly once and in order, or be covered by a gap the server reported.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import json
 import socket
 import time
@@ -50,14 +52,14 @@ def publish_seq(broker: Mosquitto, topic: str, start: int, stop: int) -> None:
 
 
 def publish_all(
-    broker: Mosquitto, messages: Sequence[tuple[str, str]], timeout: float = 60
+    broker: Mosquitto, messages: Sequence[tuple[str, str]], timeout: float = 60, qos: int = 1
 ) -> None:
-    """Publish (topic, payload) pairs in order, QoS 1, from one independent client."""
+    """Publish (topic, payload) pairs in order from one independent client."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
         for info in infos:
             info.wait_for_publish(timeout)
     finally:
@@ -425,3 +427,92 @@ async def test_history_storm_from_a_client_that_never_reads_stays_within_the_bou
     assert len(confirmed) == 5
     assert len(refused) == requests - 5
     assert all("already waiting" in m["reason"] for m in refused)
+
+
+async def test_a_slow_reader_on_a_disconnect_channel_is_told_too_slow(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    # A small outbox, and all the time it takes for the reader to get to the frame.
+    engine.settings = dataclasses.replace(
+        engine.settings, outbox_bytes=64 * 1024, too_slow_grace=120.0
+    )
+    slow = await cable(EXT, welcome=False)
+    sid = (await slow.recv())["sid"]
+    strict = make_identifier("strict")
+    await slow.subscribe(strict)
+    shrink_socket_buffers(slow, handler_of(engine, sid))
+    total = 30_000
+    publishing = asyncio.get_running_loop().run_in_executor(
+        None,
+        functools.partial(
+            publish_all, mosquitto, [("strict/a", str(i)) for i in range(total)], qos=0
+        ),
+    )
+    frames: list[dict[str, Any]] = []
+    try:
+        while (msg := await slow.recv(timeout=30)) is not None:
+            frames.append(msg)
+            await asyncio.sleep(0.02)  # it reads, but far more slowly than readings come
+    finally:
+        await publishing
+    rows = [m for m in frames if m.get("identifier") == strict]
+    assert 0 < len(rows) < total, "it fell behind, and got what was written before"
+    assert frames[-1] == {"type": "disconnect", "reason": "too_slow", "reconnect": True}
+    assert slow.ws.close_code == 1000
+    assert slow.ws.close_reason == "too_slow"
+
+
+async def test_a_too_slow_client_that_reads_nothing_is_dropped_after_the_grace(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    engine.settings = dataclasses.replace(
+        engine.settings, outbox_bytes=64 * 1024, too_slow_grace=0.5
+    )
+    stuck = await cable(EXT, welcome=False)
+    sid = (await stuck.recv())["sid"]
+    await stuck.subscribe(make_identifier("strict"))
+    handler = handler_of(engine, sid)
+    shrink_socket_buffers(stuck, handler)
+    await asyncio.get_running_loop().run_in_executor(
+        None,
+        functools.partial(
+            publish_all, mosquitto, [("strict/a", str(i)) for i in range(20_000)], qos=0
+        ),
+    )
+    deadline = time.monotonic() + 60
+    while handler in engine.connections:
+        assert time.monotonic() < deadline, "the stuck connection is still open"
+        await asyncio.sleep(0.1)
+    # It never drained, so it never got the frame: the socket just ends.
+    frames = []
+    while (msg := await stuck.recv(timeout=30)) is not None:
+        frames.append(msg)
+    assert frames and frames[-1].get("type") != "disconnect"
+    assert stuck.ws.close_code is None
+
+
+async def test_a_conflating_client_is_told_how_many_readings_it_missed(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    sleeper = await cable(EXT)
+    numbers = make_identifier("numbers")
+    await sleeper.subscribe(numbers)
+    total, topics = 30_000, 20
+    # Nobody reads the sleeper while the readings come in.
+    await asyncio.get_running_loop().run_in_executor(
+        None, publish_all, mosquitto, [(f"num/t{i % topics}", str(i)) for i in range(total)]
+    )
+    await ingested(engine, "numbers", total)
+    rows: list[dict[str, Any]] = []
+    dropped = 0
+    while not rows or rows[-1]["offset"] < total:
+        msg = await sleeper.recv_until(is_rows(numbers), timeout=30)
+        rows.append(msg)
+        dropped += msg.get("dropped", 0)
+    offsets = [m["offset"] for m in rows]
+    assert offsets == sorted(set(offsets)), "in order, none twice"
+    assert dropped > 0, "the client fell behind"
+    assert len(rows) + dropped == total, "every reading arrived or was counted"
+    # The latest reading of every topic survives conflation.
+    latest = {m["message"]["topic"]: m["message"]["payload"] for m in rows}
+    assert latest == {f"num/t{t}": float(total - topics + t) for t in range(topics)}
