@@ -516,3 +516,85 @@ async def test_a_conflating_client_is_told_how_many_readings_it_missed(
     # The latest reading of every topic survives conflation.
     latest = {m["message"]["topic"]: m["message"]["payload"] for m in rows}
     assert latest == {f"num/t{t}": float(total - topics + t) for t in range(topics)}
+
+
+async def test_history_after_the_resume_hold_never_repeats_a_row(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    engine.settings = dataclasses.replace(engine.settings, resume_hold=0.2)
+    ws = await cable(EXT, welcome=False)
+    sid = (await ws.recv())["sid"]
+    identifier = make_identifier("telemetry", topic="plant/late/+/env")
+    await ws.subscribe(identifier)
+    publish_seq(mosquitto, "plant/late/p1/env", 0, 20)
+    first = await collect(ws, identifier, set(range(20)))
+    ws.close()
+    await saved_session(engine, sid)
+    publish_seq(mosquitto, "plant/late/p1/env", 20, 40)  # published while away
+
+    again = await cable(EXT, params={"sid": sid}, welcome=False)
+    assert (await again.recv())["restored"] is True
+    publish_seq(mosquitto, "plant/late/p1/env", 40, 60)
+    # The hold ends before the client asks: these went out live.
+    got = await collect(again, identifier, set(range(40, 60)))
+    await again.send(
+        {
+            "command": "history",
+            "identifier": identifier,
+            "history": {"streams": {"telemetry": {"epoch": first.epoch, "offset": first.offset}}},
+        }
+    )
+    frames = await read_all(again, lambda m: m.get("type") in ("confirm_history", "reject_history"))
+    assert frames[-1]["type"] == "confirm_history"
+    got.seqs += [m["message"]["payload"]["seq"] for m in frames if "offset" in m]
+    # What it missed comes as a backfill below what it holds; nothing twice.
+    assert got.seqs == [*range(40, 60), *range(20, 40)]
+
+
+async def saved_session(engine: CableEngine, sid: str, timeout: float = 10.0) -> None:
+    """Wait until the server has closed the connection ``sid`` and kept its session."""
+    deadline = time.monotonic() + timeout
+    while sid not in engine.sessions:
+        assert time.monotonic() < deadline, f"session {sid} was not kept"
+        await asyncio.sleep(0.02)
+
+
+async def test_reject_history_sends_nothing_the_client_did_not_ask_for(
+    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
+) -> None:
+    publish_seq(mosquitto, "plant/a/b/env", 0, 30)
+    await ingested(engine, "telemetry", 30)
+    ws = await cable(EXT)
+    identifier = make_identifier("telemetry")
+    await ws.subscribe(identifier)
+    for history in (
+        {"streams": {"telemetry": {"epoch": engine.epoch, "offset": 10_000}}},  # ahead
+        {"streams": {"numbers": {"epoch": engine.epoch, "offset": 0}}},  # another stream
+    ):
+        await ws.send({"command": "history", "identifier": identifier, "history": history})
+        frames = await read_all(ws, lambda m: m.get("type") == "reject_history")
+        assert [m for m in frames if "offset" in m] == [], f"rows sent for {history}"
+        assert frames[-1]["available_from"] == 1
+    # The subscription goes on.
+    publish_seq(mosquitto, "plant/a/b/env", 30, 31)
+    live = await collect(ws, identifier, {30})
+    assert live.seqs == [30]
+
+
+@pytest.mark.parametrize("cap", ["max_sessions_per_user", "max_sessions"])
+async def test_sessions_kept_for_resume_are_capped_oldest_first(
+    cable: CableFactory, engine: CableEngine, cap: str
+) -> None:
+    engine.settings = dataclasses.replace(engine.settings, **{cap: 5})
+    sids = []
+    for i in range(8):
+        ws = await cable(EXT, welcome=False)
+        sids.append((await ws.recv())["sid"])
+        await ws.subscribe(make_identifier("numbers", topic=f"num/{i}"))
+        ws.close()
+        await saved_session(engine, sids[-1])
+    assert list(engine.sessions) == sids[3:], "the newest five"
+    old = await cable(EXT, params={"sid": sids[0]}, welcome=False)
+    assert "restored" not in await old.recv(), "an evicted session starts afresh"
+    new = await cable(EXT, params={"sid": sids[-1]}, welcome=False)
+    assert (await new.recv())["restored_ids"] == [make_identifier("numbers", topic="num/7")]

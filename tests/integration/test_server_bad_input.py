@@ -101,6 +101,25 @@ async def test_oversized_frame_closes_1009_and_others_keep_flowing(
     await _still_flowing(bystander, numbers, mosquitto, 7)
 
 
+@pytest.mark.parametrize("note", ["x" * 1_100, "é" * 600])  # 600 characters, 1 200 bytes
+async def test_an_oversized_identifier_is_rejected_with_the_limit(
+    cable: CableFactory, mosquitto: Mosquitto, note: str
+) -> None:
+    ws = await cable()
+    numbers = make_identifier("numbers")
+    await ws.subscribe(numbers)
+    # Every frame repeats the identifier and a kept session holds it: it is bounded.
+    big = make_identifier("numbers", note=note)
+    reply = await ws.subscribe(big)
+    assert reply["type"] == "reject_subscription"
+    assert reply["identifier"] == big
+    assert "1024 bytes" in reply["reason"]
+    assert str(len(big.encode())) in reply["reason"]
+    fits = make_identifier("numbers", note="x" * 900)
+    assert (await ws.subscribe(fits))["type"] == "confirm_subscription"
+    await _still_flowing(ws, numbers, mosquitto, 8)
+
+
 async def test_subscription_limit(cable: CableFactory, iotcable: Any) -> None:
     ws = await cable()
     limit = iotcable.max_subscriptions

@@ -160,6 +160,24 @@ async def test_status_reports_broker_and_channel_counters(
     assert set(status["channels"]) == {"telemetry", "commands", "numbers", "secret"}
 
 
+async def test_status_reports_the_bridges_back_pressure(
+    jp_fetch: Any, cable: CableFactory, mosquitto: Mosquitto
+) -> None:
+    ws = await cable()
+    identifier = make_identifier("numbers")
+    await ws.subscribe(identifier)
+    mosquitto.publish("num/x", b"1")
+    await ws.recv_until(_is_data(identifier))
+    broker = json.loads((await jp_fetch("iotcable", "api", "status")).body)["broker"]
+    # Readings the bridge had to drop (its queue full), how busy routing keeps it, and
+    # whether it says it cannot keep up: a silent loss otherwise.
+    assert broker["dropped"] == 0
+    assert isinstance(broker["load"], float) and 0.0 <= broker["load"] <= 1.0
+    assert broker["overloaded"] is False
+    assert broker["max_backlog"] > 0
+    assert broker["messages_in"] >= 1
+
+
 async def test_channel_list_shows_what_the_user_may_do(jp_fetch: Any, iotcable: Any) -> None:
     response = await jp_fetch("iotcable", "api", "channels")
     channels = {c["name"]: c for c in json.loads(response.body)["channels"]}
