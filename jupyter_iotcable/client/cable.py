@@ -62,7 +62,7 @@ from .errors import (
 from .loop import BackgroundLoop
 from .payloads import publishable
 from .subscription import Subscription, _facts_table
-from .transport import DEFAULT_MAX_MESSAGE_SIZE, Transport, get_json
+from .transport import DEFAULT_MAX_MESSAGE_SIZE, Transport, get_json, scheme_hint
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -196,15 +196,9 @@ async def connect_async(
 
 
 def _with_scheme_hint(error: IoTCableTimeout, endpoint: Endpoint) -> IoTCableTimeout:
-    """An https URL that gets no answer is most often a plain-http server (Jupyter's default):
-    the TLS handshake waits forever for a reply that an http server never sends."""
-    if not endpoint.base_url.startswith("https://"):
-        return error
-    plain = "http://" + endpoint.base_url.removeprefix("https://")
-    return IoTCableTimeout(
-        f"{error}; or the URL has the wrong scheme: a server that speaks plain http never "
-        f"answers a TLS handshake, so try {plain}"
-    )
+    """An https URL that gets no answer is most often a plain-http server (see scheme_hint)."""
+    hint = scheme_hint(endpoint)
+    return IoTCableTimeout(f"{error}{hint}") if hint else error
 
 
 class Cable:

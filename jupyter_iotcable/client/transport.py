@@ -248,7 +248,9 @@ def describe_failure(exc: BaseException, endpoint: Endpoint) -> IoTCableError:
                 "the extension is enabled: jupyter server extension list"
             )
         if exc.code == 599:
-            return ConnectionFailed(f"could not connect to {url}: {exc.message}")
+            return ConnectionFailed(
+                f"could not connect to {url}: {exc.message}{scheme_hint(endpoint)}"
+            )
         return ConnectionFailed(f"the server at {url} answered HTTP {exc.code} ({exc.message})")
     if isinstance(exc, WebSocketError) and str(exc) == "Non-websocket response":
         return ConnectionFailed(
@@ -261,8 +263,25 @@ def describe_failure(exc: BaseException, endpoint: Endpoint) -> IoTCableError:
             "at this address and port?"
         )
     if isinstance(exc, OSError | StreamClosedError | WebSocketError | TimeoutError):
-        return ConnectionFailed(f"could not connect to {url}: {exc or type(exc).__name__}")
+        return ConnectionFailed(
+            f"could not connect to {url}: {exc or type(exc).__name__}{scheme_hint(endpoint)}"
+        )
     return ConnectionFailed(f"could not connect to {url}: {type(exc).__name__}: {exc}")
+
+
+def scheme_hint(endpoint: Endpoint) -> str:
+    """For an https URL that failed or got no answer: the server may speak plain http.
+
+    Jupyter serves plain http by default, and an http server does not answer a TLS
+    handshake: the attempt times out or breaks off, which reads like a busy server.
+    """
+    if not endpoint.base_url.startswith("https://"):
+        return ""
+    plain = "http://" + endpoint.base_url.removeprefix("https://")
+    return (
+        "; or the URL has the wrong scheme: a server that speaks plain http never "
+        f"answers a TLS handshake, so try {plain}"
+    )
 
 
 def _token_advice(code: int, endpoint: Endpoint) -> str:
