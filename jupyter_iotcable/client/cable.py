@@ -414,6 +414,7 @@ class Cable:
         carry) raises ``PublishRefused`` with the server's reason, or with
         ``check=False`` comes back as a falsy result whose ``reason`` says why.
         """
+        _check_channel(channel, topic)
         message = publishable(payload)
         result = self._run(
             self._publish(channel, message, topic),
@@ -432,6 +433,7 @@ class Cable:
         check: bool = True,
     ) -> PublishResult:
         """``publish`` for asyncio code."""
+        _check_channel(channel, topic)
         message = publishable(payload)
         result = await self._await(
             self._submit(self._publish(channel, message, topic)),

@@ -616,3 +616,15 @@ def test_a_script_exits_while_a_thread_waits_in_readings(live_server: LiveServer
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["main done", "worker ended"]
     assert live_server.token not in done.stderr
+
+
+def test_a_channel_or_topic_that_cannot_be_sent_is_a_value_error(live_server: LiveServer) -> None:
+    with iot.connect(live_server.url, token=live_server.token) as cable:
+        with pytest.raises(ValueError, match="channel must be 1 to 200 characters, got 0"):
+            cable.publish("", {"speed": 1}, topic="plant/a/b/cmd")
+        with pytest.raises(ValueError, match="lone surrogate"):
+            cable.publish("commands", {"speed": 1}, topic="plant/a/\ud800/cmd")
+        with pytest.raises(ValueError, match="got 201"):
+            cable.subscribe("x" * 201)
+        assert cable.publish("commands", {"speed": 1}, topic="plant/a/b/cmd")
+        assert cable.state == "connected"
