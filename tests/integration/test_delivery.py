@@ -638,3 +638,33 @@ async def test_sessions_kept_for_resume_are_capped_oldest_first(
     assert "restored" not in await old.recv(), "an evicted session starts afresh"
     new = await cable(EXT, params={"sid": sids[-1]}, welcome=False)
     assert (await new.recv())["restored_ids"] == [make_identifier("numbers", topic="num/7")]
+
+
+async def test_a_client_that_does_not_read_is_not_read_either(
+    cable: CableFactory, engine: CableEngine, iotcable: Any
+) -> None:
+    bound = iotcable.outbox_bytes
+    sleeper = await cable(EXT, welcome=False)
+    sid = (await sleeper.recv())["sid"]
+    handler = handler_of(engine, sid)
+    shrink_socket_buffers(sleeper, handler)
+    # Every malformed frame is answered with an error frame of about 150 bytes: 6000 of
+    # them would be 900 KB of answers for a client that reads none.
+    frames = 6_000
+    # Not awaited: what the server does not read waits in TCP and in the client.
+    for _ in range(frames):
+        sleeper.ws.write_message("{not json")
+    unsent = []
+    for _ in range(200):  # let the server work through what it reads
+        unsent.append(unsent_bytes(handler))
+        await asyncio.sleep(0.01)
+    unsent.append(unsent_bytes(handler))
+    assert handler.outbox is not None
+    assert max(unsent) <= 2 * bound, max(unsent)
+    assert handler.outbox.in_flight <= 2 * bound
+    # Reading again, the client gets an answer to every frame.
+    errors = 0
+    while errors < frames:
+        msg = await sleeper.recv_until(lambda m: m.get("type") == "error", timeout=30)
+        errors += msg["reason"] == "malformed_json"
+    assert errors == frames
