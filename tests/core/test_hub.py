@@ -306,6 +306,23 @@ def test_history_never_repeats_a_row_the_subscription_was_sent() -> None:
     assert box.pending_rows == 0, "the answer replaced what was queued"
 
 
+def test_a_backfill_sent_in_chunks_is_not_sent_again() -> None:
+    hub = make_hub(history_limit=100)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "numbers", None)
+    feed(hub, "num/x", 60)
+    sub.mark_sent([e for e in box.remove(sub) if e.offset > 50])  # live: 51..60
+    replay = hub.replay(sub, _position(0), 1000.0)
+    chunks = []
+    while not replay.done:
+        chunk = replay.take(10, float("inf"))
+        sub.mark_sent(chunk)
+        chunks.append([e.offset for e in chunk])
+    assert chunks == [list(range(i, i + 10)) for i in range(1, 51, 10)]
+    assert (sub.first_sent, sub.sent_through) == (1, 60)
+    assert hub.replay(sub, _position(0), 1000.0).drain() == []
+
+
 def test_rows_evicted_while_an_answer_waits_are_a_gap_but_rows_already_sent_are_not() -> None:
     hub = make_hub(history_limit=30)
     box = Outbox()
