@@ -321,7 +321,10 @@ class Replay:
 
     @property
     def done(self) -> bool:
-        return self.next_offset > self.last
+        start = self.next_offset
+        if self.skip_from is not None and self.skip_from <= start <= self.skip_to:
+            start = self.skip_to + 1  # only rows already sent are left
+        return start > self.last
 
     def wants(self, entry: Entry) -> bool:
         if self.topic_filter is not None and not matches(self.topic_filter, entry.reading.topic):
