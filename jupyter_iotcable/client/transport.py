@@ -100,7 +100,7 @@ class Transport:
                 await self._serve(ws)
                 if self._closing:
                     break
-            decision = self.connection.connection_lost(time.monotonic())
+            decision = self.connection.connection_lost(time.time())
             self._deliver(self.connection.events_received())
             if not decision.reconnect:
                 self._listener.transport_failed(_final_loss(decision.reason, self.endpoint))
@@ -156,7 +156,7 @@ class Transport:
     def _mark_opened(self) -> None:
         if not self._opened:
             self._opened = True
-            self.connection.connection_opened(time.monotonic())
+            self.connection.connection_opened(time.time())
 
     def _on_message(self, message: str | bytes | None) -> None:
         if message is None:
@@ -164,7 +164,7 @@ class Transport:
             return
         self._mark_opened()
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-        self.connection.receive_text(text, time.monotonic())
+        self.connection.receive_text(text, time.time())
         self._deliver(self.connection.events_received())
         self.flush()
 
@@ -193,7 +193,7 @@ class Transport:
     async def _watch_staleness(self) -> None:
         while True:
             await asyncio.sleep(_STALE_CHECK_INTERVAL)
-            if self.connection.is_stale(time.monotonic()):
+            if self.connection.is_stale(time.time()):
                 log.info("iotcable: no ping from %s, reconnecting", self.endpoint.base_url)
                 self.drop()
 

@@ -221,7 +221,11 @@ class _Subscription:
 
 
 class ClientConnection:
-    """Protocol state of a client across its successive sockets."""
+    """Protocol state of a client across its successive sockets.
+
+    Every ``now`` argument is unix seconds (``time.time()``), not a monotonic clock: the
+    time a subscription went live becomes the ``since`` of its catch-up history after a
+    reconnect, and the server reads ``since`` as unix time."""
 
     def __init__(
         self,

@@ -628,3 +628,17 @@ def test_a_channel_or_topic_that_cannot_be_sent_is_a_value_error(live_server: Li
             cable.subscribe("x" * 201)
         assert cable.publish("commands", {"speed": 1}, topic="plant/a/b/cmd")
         assert cable.state == "connected"
+
+
+def test_a_drop_before_any_reading_resumes_without_a_false_gap(live_server: LiveServer) -> None:
+    # Nothing has arrived yet, so the catch-up after the drop asks for what came "since the
+    # subscription went live": that time must be unix time, or the server sees a request
+    # for 1970 and the client records a gap that never happened.
+    with iot.connect(live_server.url, token=live_server.token) as cable:
+        sub = cable.subscribe("telemetry", window=None)
+        cable.drop_connection()
+        wait_until(lambda: cable.state == "connected", 30, "the reconnection after the drop")
+        publish_many(live_server, readings(0, 5))
+        wait_until(lambda: len(sub) == 5, 20, "readings after the reconnection")
+        assert seqs(sub) == list(range(5))
+        assert sub.gaps == []
