@@ -571,6 +571,7 @@ async def test_history_after_the_resume_hold_never_repeats_a_row(
     ws.close()
     await saved_session(engine, sid)
     publish_seq(mosquitto, "plant/late/p1/env", 20, 40)  # published while away
+    await ingested(engine, "telemetry", 40)
 
     again = await cable(EXT, params={"sid": sid}, welcome=False)
     assert (await again.recv())["restored"] is True
