@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 
 import orjson
 
@@ -43,6 +42,24 @@ def check_topic(channel: ChannelConfig, topic: object) -> str:
     return topic
 
 
+def _number_text(channel: ChannelConfig, payload: object) -> bytes:
+    """The payload as the text of one number, refused unless the channel's own decoder
+    takes it back without an error (one grammar for both directions)."""
+    if isinstance(payload, bool) or not isinstance(payload, int | float | str):
+        raise PublishRefused("channel format is 'number': send a number, e.g. 21.5", 400)
+    try:
+        text = payload.strip() if isinstance(payload, str) else repr(payload)
+    except ValueError:  # an int past Python's int-to-text limit (4300 digits)
+        raise PublishRefused(
+            "channel format is 'number': the number has too many digits for a 64-bit float", 400
+        ) from None
+    data = text.encode("utf-8")
+    error = channel.decoder.decode("", data, 0.0).error
+    if error is not None:
+        raise PublishRefused(f"channel format is 'number': {error}", 400)
+    return data
+
+
 def encode_payload(channel: ChannelConfig, payload: object) -> bytes:
     """Encode ``payload`` in the channel's format; refuse what the format cannot carry."""
     fmt = channel.format
@@ -52,17 +69,7 @@ def encode_payload(channel: ChannelConfig, payload: object) -> bytes:
         except TypeError as e:
             raise PublishRefused(f"payload is not JSON-serializable: {e}", 400) from e
     elif fmt is PayloadFormat.NUMBER:
-        if isinstance(payload, bool) or not isinstance(payload, int | float | str):
-            raise PublishRefused("channel format is 'number': send a number", 400)
-        try:
-            value = float(payload)
-        except ValueError:
-            raise PublishRefused(
-                f"channel format is 'number': {payload!r} is not one", 400
-            ) from None
-        if not math.isfinite(value):
-            raise PublishRefused("channel format is 'number': send a finite number", 400)
-        data = (str(payload) if not isinstance(payload, str) else payload.strip()).encode()
+        data = _number_text(channel, payload)
     elif fmt is PayloadFormat.BYTES:
         if not isinstance(payload, str):
             raise PublishRefused("channel format is 'bytes': send the payload as base64 text", 400)
