@@ -18,7 +18,8 @@ The hub sits between the bridge (MQTT messages in) and the websocket connections
   really carry: its identifier is repeated in every frame (UTF-8 bytes are counted);
 - a history answer is a :class:`Replay`: a cursor over the ring that the I/O layer reads
   in chunks as the socket drains, so an answer costs no memory while the client does
-  not read. A subscription is never sent a row twice, and rows go out in offset order.
+  not read. A subscription is never sent a row twice: live rows go out in offset order,
+  and a history answer skips what was sent (older rows it has are a backfill).
 
 Time is always an argument (``now``), so tests drive the clock.
 """
