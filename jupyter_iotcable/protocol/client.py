@@ -218,6 +218,19 @@ class _Subscription:
     # backfill (``history`` by ``since`` on a live subscription), rows inside are
     # duplicates.
     floors: dict[str, int] = field(default_factory=dict)
+    # Rows below the floor received while history answers are in flight, per stream, as
+    # (lowest, highest): an answer comes in ascending chunks, so what it sent so far is
+    # one range. It joins the held range (the floor drops to its lowest) once the answer
+    # is complete; a connection lost mid-answer forgets it (the rest never came).
+    backfill: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def history_answered(self) -> None:
+        """The oldest history request in flight is answered (confirmed or rejected)."""
+        if self.inflight:
+            self.inflight.popleft()
+        for stream_id, (lowest, _) in self.backfill.items():
+            self.floors[stream_id] = min(self.floors.get(stream_id, lowest), lowest)
+        self.backfill.clear()
 
 
 class ClientConnection:
@@ -330,6 +343,7 @@ class ClientConnection:
         for sub in self._subs.values():
             sub.sent = False
             sub.inflight.clear()
+            sub.backfill.clear()
             if sub.state is SubscriptionState.CONFIRMED:
                 sub.state = SubscriptionState.PENDING
         said = self._disconnect
@@ -469,8 +483,7 @@ class ClientConnection:
             identifier = _str(frame, "identifier")
             sub = self._subs.get(identifier)
             if sub is not None:
-                if sub.inflight:
-                    sub.inflight.popleft()
+                sub.history_answered()
                 self._events.append(HistoryConfirmed(identifier))
         elif kind == MessageType.REJECT_HISTORY:
             self._on_reject_history(frame)
@@ -574,7 +587,8 @@ class ClientConnection:
         sub = self._subs.get(identifier)
         if sub is None:
             return
-        asked = sub.inflight.popleft() if sub.inflight else None
+        asked = sub.inflight[0] if sub.inflight else None
+        sub.history_answered()
         if stream_id is None or epoch is None:
             self._events.append(Gap(identifier, None, reason, False, None, None))
             return
@@ -669,15 +683,38 @@ class ClientConnection:
             known = StreamPosition(epoch, -1)
             _restart_stream(sub, stream_id, known)
         if known is not None:
-            floor = sub.floors.get(stream_id, known.offset + 1)
-            rows = tuple(row for row in rows if row[0] > known.offset or row[0] < floor)
+            rows = _new_rows(sub, stream_id, known.offset, rows)
         if rows:
             last = max(known.offset if known is not None else rows[-1][0], rows[-1][0])
             sub.positions[stream_id] = StreamPosition(epoch, last)
-            lowest = min(row[0] for row in rows)
-            sub.floors[stream_id] = min(sub.floors.get(stream_id, lowest), lowest)
+            _hold(sub, stream_id, rows)
         if rows or dropped:
             self._events.append(RowsReceived(identifier, stream_id, epoch, rows, dropped))
+
+
+def _new_rows(
+    sub: _Subscription, stream_id: str, last: int, rows: tuple[Row, ...]
+) -> tuple[Row, ...]:
+    """The rows not held yet: above the last offset, or below the floor and outside what
+    the history answers in flight have sent so far."""
+    floor = sub.floors.get(stream_id, last + 1)
+    low, high = sub.backfill.get(stream_id, (0, -1))
+    return tuple(
+        row for row in rows if row[0] > last or (row[0] < floor and not low <= row[0] <= high)
+    )
+
+
+def _hold(sub: _Subscription, stream_id: str, rows: tuple[Row, ...]) -> None:
+    """Widen what the subscription holds by ``rows`` (already filtered by ``_new_rows``)."""
+    lowest = min(row[0] for row in rows)
+    floor = sub.floors.get(stream_id)
+    if floor is None or not sub.inflight:
+        sub.floors[stream_id] = lowest if floor is None else min(floor, lowest)
+        return
+    below = [row[0] for row in rows if row[0] < floor]
+    if below:
+        low, high = sub.backfill.get(stream_id, (min(below), max(below)))
+        sub.backfill[stream_id] = (min(low, *below), max(high, *below))
 
 
 def _gap_start(sub: _Subscription, asked: _Asked | None, stream_id: str) -> StreamPosition | None:
@@ -697,6 +734,7 @@ def _restart_stream(sub: _Subscription, stream_id: str, position: StreamPosition
     so the old epoch's lowest offset must not make new rows look like duplicates."""
     sub.positions[stream_id] = position
     sub.floors.pop(stream_id, None)
+    sub.backfill.pop(stream_id, None)
 
 
 # -- field checks: each raises RemoteProtocolError("malformed_frame") -------------------------

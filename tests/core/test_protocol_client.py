@@ -443,6 +443,28 @@ def test_a_new_epoch_from_reject_history_forgets_the_old_epochs_lowest_offset() 
     assert conn.positions(ID) == {"telemetry": StreamPosition("e2", 21)}
 
 
+def test_a_backfill_in_several_frames_keeps_every_frame() -> None:
+    # The server sends a history answer in chunks as the socket drains (500 rows a batch),
+    # with live rows in between. Each chunk lies below the rows held live; lowering the
+    # lowest-held offset at the first chunk would make the next chunks look held already.
+    conn = live()
+    batch(conn, list(range(1000, 1010)))
+    conn.request_history(ID, since=0.0)
+    conn.data_to_send()
+    conn.events_received()
+    batch(conn, list(range(0, 500)))
+    batch(conn, [1010])  # a live row between two chunks
+    batch(conn, list(range(500, 1000)))
+    batch(conn, list(range(995, 1005)))  # a chunk that overlaps what is held: dropped
+    receive(conn, type="confirm_history", identifier=ID)
+    received = [r[0] for e in conn.events_received() if isinstance(e, RowsReceived) for r in e.rows]
+    assert received == [*range(0, 500), 1010, *range(500, 1000)]
+    assert conn.positions(ID) == {"telemetry": StreamPosition("e1", 1010)}
+    batch(conn, [3, 999, 1010])  # after the answer everything held is a duplicate
+    batch(conn, [1011])
+    assert conn.events_received() == [RowsReceived(ID, "telemetry", "e1", (row(1011),), 0)]
+
+
 def test_a_restart_whose_kept_rows_come_before_the_reject_is_one_gap() -> None:
     # The jupyter-iotcable server sends the rows it keeps, then reject_history: the rows
     # of the new epoch report the restart, and the reject must not report it again (with

@@ -248,6 +248,25 @@ def test_history_backfill_on_a_live_subscription(live_server: LiveServer) -> Non
         assert seqs(sub) == list(range(60))
 
 
+def test_a_backfill_larger_than_one_frame_arrives_whole(live_server: LiveServer) -> None:
+    # The server sends a long history answer in several batch frames (as the socket
+    # drains); every frame lies below the live rows the subscription already holds.
+    publish_many(live_server, readings(0, 3000))
+    with iot.connect(live_server.url, token=live_server.token) as cable:
+        wait_until(
+            lambda: (
+                live_server.get("iotcable/api/status")["channels"]["telemetry"]["offset"] >= 3000
+            ),
+            20,
+            "the server to take the first readings",
+        )
+        sub = cable.subscribe("telemetry", window=None)
+        publish_many(live_server, readings(3000, 3010))
+        wait_until(lambda: len(sub) == 10, 20, "live readings")
+        sub.history("1h")
+        assert seqs(sub) == list(range(3010))
+
+
 def test_wrong_url_says_nothing_listens(live_server: LiveServer) -> None:
     url = f"http://127.0.0.1:{free_port()}/"
     with pytest.raises(iot.ConnectionFailed) as info:
