@@ -160,8 +160,7 @@ class CableEngine:
             for sid in [s for s, saved in self.sessions.items() if saved.expires_at < now]:
                 del self.sessions[sid]
             if self.bridge is not None:
-                backlog = self.bridge.status().get("backlog", 0)
-                metrics.BRIDGE_BACKLOG.set(backlog if isinstance(backlog, int) else 0)
+                export_bridge_metrics(self.bridge.status())
 
     # -- MQTT side --------------------------------------------------------------------
 
@@ -281,6 +280,12 @@ class CableEngine:
                 "dropped",
                 "load",
                 "overloaded",
+                # Which session the broker keeps for us, and whether another client is
+                # taking it over (two servers configured with one client id).
+                "client_id",
+                "client_id_conflict",
+                "protocol",
+                "tls",
             ):
                 if key in bridge_status:
                     broker[key] = bridge_status[key]
@@ -310,3 +315,15 @@ class CableEngine:
             "unrouted": self.hub.unrouted,
             "channels": channels,
         }
+
+
+def export_bridge_metrics(status: Mapping[str, object]) -> None:
+    """Copy the bridge's back-pressure figures into the Prometheus gauges."""
+    for gauge, key in (
+        (metrics.BRIDGE_BACKLOG, "backlog"),
+        (metrics.BRIDGE_DROPPED, "dropped"),
+        (metrics.BRIDGE_LOAD, "load"),
+        (metrics.BRIDGE_OVERLOADED, "overloaded"),
+    ):
+        value = status.get(key, 0)
+        gauge.set(float(value) if isinstance(value, int | float) else 0.0)

@@ -26,3 +26,9 @@ BROKER_CONNECTED = Gauge("iotcable_broker_connected", "1 when the bridge is conn
 BRIDGE_BACKLOG = Gauge(
     "iotcable_bridge_backlog", "MQTT messages received but not yet routed (back-pressure)"
 )
+BRIDGE_DROPPED = Gauge(
+    "iotcable_bridge_dropped",
+    "MQTT messages the bridge dropped because its queue was full, since it started",
+)
+BRIDGE_LOAD = Gauge("iotcable_bridge_load", "Share of time the bridge spends routing (0..1)")
+BRIDGE_OVERLOADED = Gauge("iotcable_bridge_overloaded", "1 while the bridge cannot keep up")

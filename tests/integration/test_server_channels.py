@@ -161,8 +161,14 @@ async def test_status_reports_broker_and_channel_counters(
     assert set(status["channels"]) == {"telemetry", "commands", "numbers"}
 
 
+def iotcable_client_id(engine: Any) -> str:
+    client_id: str = engine.bridge.status()["client_id"]
+    assert client_id.startswith("jupyter-iotcable-"), client_id
+    return client_id
+
+
 async def test_status_reports_the_bridges_back_pressure(
-    jp_fetch: Any, cable: CableFactory, mosquitto: Mosquitto
+    jp_fetch: Any, cable: CableFactory, mosquitto: Mosquitto, engine: Any
 ) -> None:
     ws = await cable()
     identifier = make_identifier("numbers")
@@ -177,6 +183,9 @@ async def test_status_reports_the_bridges_back_pressure(
     assert broker["overloaded"] is False
     assert broker["max_backlog"] > 0
     assert broker["messages_in"] >= 1
+    # The session the broker keeps for us, so that an admin can tell two servers apart.
+    assert broker["client_id"] == iotcable_client_id(engine)
+    assert broker["client_id_conflict"] is False
 
 
 async def test_channel_list_shows_what_the_user_may_do(jp_fetch: Any, iotcable: Any) -> None:
