@@ -475,7 +475,10 @@ class ServerConnection:
         epoch: str | None = None,
         available_from: int | None = None,
     ) -> bool:
-        """The requested range is (partly) gone or from another epoch: nothing of it is sent.
+        """The requested range is (partly) gone or from another epoch.
+
+        Rows still kept after the client's position may come first (the application
+        sends them before calling this), so that the client loses no more than it must.
 
         When it is about a stream, pass ``stream_id``, its current ``epoch`` and the
         oldest offset still kept in it (``available_from``, ``None`` when nothing is).

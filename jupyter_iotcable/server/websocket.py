@@ -185,8 +185,11 @@ class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, WebSocketH
         if conn is None or outbox is None or conn.closed or self._closing:
             return
         conn.receive_text(message)
-        for event in conn.events_received():
-            await self._handle(event)
+        # Handling an event may queue more (a confirm releases the history a pending
+        # duplicate subscribe carried): handle until the machine has nothing left.
+        while events := conn.events_received():
+            for event in events:
+                await self._handle(event)
         self._write()
         # Tornado reads the next frame once this returns: a client that does not read
         # our answers waits for them to drain, in TCP, instead of piling up answers here.
