@@ -96,6 +96,10 @@ ENGINE_BOUNDS = {
     "batch_max": Bounds(1, 100_000, True, "readings"),
     "ping_interval": Bounds(0.1, 60, False, "seconds"),
     "session_ttl": Bounds(1, 86_400, False, "seconds"),
+    "max_identifier_bytes": Bounds(64, 64 * 1024, True, "bytes"),
+    "max_sessions": Bounds(0, 1_000_000, True, "sessions"),
+    "max_sessions_per_user": Bounds(0, 100_000, True, "sessions"),
+    "too_slow_grace": Bounds(0.1, 600, False, "seconds"),
 }
 
 
@@ -251,6 +255,32 @@ class IoTCableApp(ExtensionApp):
         config=True,
         help="Seconds a dropped session can be resumed. " + _bounds("session_ttl"),
     )
+    max_identifier_bytes = Int(
+        1024,
+        config=True,
+        help="Largest subscription identifier (UTF-8 bytes); every frame about the "
+        "subscription repeats it, and kept sessions hold it. Larger: reject_subscription. "
+        + _bounds("max_identifier_bytes"),
+    )
+    max_sessions = Int(
+        256,
+        config=True,
+        help="Dropped sessions kept for resume, oldest evicted first (0: no resume). "
+        + _bounds("max_sessions"),
+    )
+    max_sessions_per_user = Int(
+        32,
+        config=True,
+        help="Dropped sessions kept for resume per user, oldest evicted first. "
+        + _bounds("max_sessions_per_user"),
+    )
+    too_slow_grace = Float(
+        10.0,
+        config=True,
+        help="Seconds a client on a 'disconnect' channel gets to read what was already "
+        "sent before its too_slow frame; a client that reads nothing meanwhile is dropped. "
+        + _bounds("too_slow_grace"),
+    )
     export_kernel_env = Bool(
         True,
         config=True,
@@ -399,6 +429,10 @@ class IoTCableApp(ExtensionApp):
             batch_max=self.batch_max,
             ping_interval=self.ping_interval,
             session_ttl=self.session_ttl,
+            max_identifier_bytes=self.max_identifier_bytes,
+            max_sessions=self.max_sessions,
+            max_sessions_per_user=self.max_sessions_per_user,
+            too_slow_grace=self.too_slow_grace,
         )
 
     def _groups(self) -> dict[str, list[str]]:

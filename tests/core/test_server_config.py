@@ -130,6 +130,10 @@ def _app(**settings: Any) -> IoTCableApp:
         ("publish_burst", -1, "publish_burst must be an integer from 1 to 100,000 publishes"),
         ("outbox_bytes", 10, "outbox_bytes must be an integer from 1,024 to 1,073,741,824"),
         ("batch_max", 0, "batch_max must be an integer from 1 to 100,000 readings"),
+        ("max_identifier_bytes", 10, "max_identifier_bytes must be an integer from 64 to"),
+        ("max_sessions", -1, "max_sessions must be an integer from 0 to 1,000,000 sessions"),
+        ("max_sessions_per_user", -1, "max_sessions_per_user must be an integer from 0 to"),
+        ("too_slow_grace", math.inf, "too_slow_grace must be a number from 0.1 to 600 seconds"),
     ],
 )
 def test_numeric_settings_must_be_finite_and_in_range(key: str, value: Any, message: str) -> None:
@@ -141,6 +145,18 @@ def test_numeric_settings_must_be_finite_and_in_range(key: str, value: Any, mess
 def test_numeric_settings_at_their_bounds_are_accepted() -> None:
     settings = _app(batch_interval=0.0, ping_interval=60.0, max_message_size=1024)
     assert settings._engine_settings().batch_interval == 0.0
+
+
+def test_resume_and_slow_client_limits_reach_the_engine() -> None:
+    engine = _app(
+        max_identifier_bytes=2048, max_sessions=0, max_sessions_per_user=4, too_slow_grace=2.5
+    )._engine_settings()
+    assert (
+        engine.max_identifier_bytes,
+        engine.max_sessions,
+        engine.max_sessions_per_user,
+        engine.too_slow_grace,
+    ) == (2048, 0, 4, 2.5)
 
 
 @pytest.mark.parametrize(
