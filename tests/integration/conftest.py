@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import tornado.websocket
+from tornado.httpclient import HTTPResponse
 
 from jupyter_iotcable.server.app import IoTCableApp
 from jupyter_iotcable.server.engine import CableEngine
@@ -121,6 +122,24 @@ class Cable:
 
 
 CableFactory = Callable[..., Awaitable[Cable]]
+
+
+async def rest_publish(
+    jp_fetch: Any, channel: str, body: dict[str, Any], **options: Any
+) -> HTTPResponse:
+    """``POST {base_url}iotcable/api/channels/CHANNEL/publish`` as a REST user would;
+    ``options`` go to ``jp_fetch`` (headers, raise_error...)."""
+    response: HTTPResponse = await jp_fetch(
+        "iotcable",
+        "api",
+        "channels",
+        channel,
+        "publish",
+        method="POST",
+        body=json.dumps(body),
+        **options,
+    )
+    return response
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from jupyter_iotcable.protocol import make_identifier
 from jupyter_iotcable.server.engine import CableEngine
-from tests.integration.conftest import CableFactory
+from tests.integration.conftest import CableFactory, rest_publish
 from tests.servers import TEST_CHANNELS
 
 NO_TOKEN = {"Authorization": ""}
@@ -37,15 +37,8 @@ async def test_rest_without_token_is_403(
 
 async def test_rest_publish_without_token_is_403(jp_fetch: Any, iotcable: Any) -> None:
     with pytest.raises(HTTPClientError) as info:
-        await jp_fetch(
-            "iotcable",
-            "api",
-            "channels",
-            "commands",
-            "publish",
-            method="POST",
-            body=json.dumps({"topic": "plant/a/b/cmd", "payload": 1}),
-            headers=NO_TOKEN,
+        await rest_publish(
+            jp_fetch, "commands", {"topic": "plant/a/b/cmd", "payload": 1}, headers=NO_TOKEN
         )
     assert info.value.code == 403
 

@@ -19,7 +19,7 @@ from tornado.httpclient import HTTPClientError
 from jupyter_iotcable.protocol import make_identifier
 from jupyter_iotcable.server.engine import CableEngine
 from tests.brokers import Mosquitto
-from tests.integration.conftest import CableFactory
+from tests.integration.conftest import CableFactory, rest_publish
 from tests.integration.test_server_publish import Sniffer, _perform
 
 
@@ -99,14 +99,10 @@ async def test_rest_publish_is_refused_by_the_authorizer(
     jp_fetch: Any, engine: CableEngine, sniffer: Sniffer, token: str
 ) -> None:
     with pytest.raises(HTTPClientError) as info:
-        await jp_fetch(
-            "iotcable",
-            "api",
-            "channels",
+        await rest_publish(
+            jp_fetch,
             "commands",
-            "publish",
-            method="POST",
-            body=json.dumps({"topic": "plant/a/b/cmd", "payload": 1}),
+            {"topic": "plant/a/b/cmd", "payload": 1},
             headers=auth(token),
         )
     assert info.value.code == 403

@@ -11,7 +11,7 @@ from jupyter_iotcable.protocol import make_identifier
 from jupyter_iotcable.server import metrics
 from jupyter_iotcable.server.engine import export_bridge_metrics
 from tests.brokers import Mosquitto
-from tests.integration.conftest import CableFactory
+from tests.integration.conftest import CableFactory, rest_publish
 
 SAMPLE = re.compile(r"^(iotcable_\w+(?:\{[^}]*\})?) (\S+)$", re.M)
 
@@ -35,15 +35,7 @@ async def test_metrics_count_readings_connections_and_publishes(
     while rows < 5:
         msg = await ws.recv_until(lambda m: m.get("identifier") == identifier and "batch" in m)
         rows += len(msg["batch"])
-    await jp_fetch(
-        "iotcable",
-        "api",
-        "channels",
-        "commands",
-        "publish",
-        method="POST",
-        body=json.dumps({"topic": "plant/a/b/cmd", "payload": 1}),
-    )
+    await rest_publish(jp_fetch, "commands", {"topic": "plant/a/b/cmd", "payload": 1})
     after = await scrape(jp_fetch)
 
     def moved(name: str) -> float:

@@ -16,7 +16,7 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_iotcable.protocol import make_identifier
 from tests.brokers import Mosquitto
-from tests.integration.conftest import CableFactory
+from tests.integration.conftest import CableFactory, rest_publish
 
 
 class Sniffer:
@@ -139,14 +139,8 @@ async def test_publish_rate_limit(cable: CableFactory, iotcable: Any) -> None:
 
 
 async def test_rest_publish(jp_fetch: Any, iotcable: Any, sniffer: Sniffer) -> None:
-    response = await jp_fetch(
-        "iotcable",
-        "api",
-        "channels",
-        "commands",
-        "publish",
-        method="POST",
-        body=json.dumps({"topic": "plant/porto/fan1/cmd", "payload": {"setpoint": 22}}),
+    response = await rest_publish(
+        jp_fetch, "commands", {"topic": "plant/porto/fan1/cmd", "payload": {"setpoint": 22}}
     )
     assert json.loads(response.body) == {"ok": True, "topic": "plant/porto/fan1/cmd"}
     topic, payload = sniffer.get()
@@ -183,14 +177,10 @@ async def test_rest_publish_rate_limit(jp_fetch: Any, iotcable: Any, sniffer: Sn
     codes: list[int] = []
     while 429 not in codes:
         assert len(codes) < 50, "the rate limit never applied"
-        response = await jp_fetch(
-            "iotcable",
-            "api",
-            "channels",
+        response = await rest_publish(
+            jp_fetch,
             "commands",
-            "publish",
-            method="POST",
-            body=json.dumps({"topic": "plant/a/b/cmd", "payload": len(codes)}),
+            {"topic": "plant/a/b/cmd", "payload": len(codes)},
             raise_error=False,
         )
         codes.append(response.code)

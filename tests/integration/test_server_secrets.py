@@ -17,7 +17,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from jupyter_iotcable.protocol import make_identifier
 from tests.brokers import Mosquitto
-from tests.integration.conftest import CableFactory
+from tests.integration.conftest import CableFactory, rest_publish
 from tests.integration.test_client_kernel import rest, run_in_kernel
 from tests.servers import LiveServer
 
@@ -62,16 +62,7 @@ async def test_password_appears_nowhere(
     for path in (("status",), ("channels",)):
         seen.append((await jp_fetch("iotcable", "api", *path)).body.decode())
     for body in ({"topic": "plant/a/b/cmd", "payload": 1}, {"topic": "#", "payload": 1}):
-        r = await jp_fetch(
-            "iotcable",
-            "api",
-            "channels",
-            "commands",
-            "publish",
-            method="POST",
-            body=json.dumps(body),
-            raise_error=False,
-        )
+        r = await rest_publish(jp_fetch, "commands", body, raise_error=False)
         seen.append(r.body.decode())
 
     ws = await cable(["actioncable-v1-ext-json"])
