@@ -64,3 +64,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server.app import IoTCableApp
 
     return [{"module": "jupyter_iotcable", "app": IoTCableApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    # The prebuilt JupyterLab extension (built from labextension/ into this package).
+    return [{"src": "labextension", "dest": "jupyter-iotcable"}]
