@@ -1,0 +1,54 @@
+/**
+ * The sans-I/O ActionCable client core: wire literals, identifiers, backoff and the
+ * client connection machine, mirroring jupyter_iotcable/protocol (client role) with the
+ * same names and literals. No I/O, no DOM, no timers: transport.ts drives it.
+ */
+
+export { Backoff, ReconnectDecision } from './backoff';
+export type { BackoffOptions } from './backoff';
+export {
+  BrokerStatus,
+  ClientConnection,
+  Disconnected,
+  Gap,
+  HistoryConfirmed,
+  RowsReceived,
+  ServerError,
+  SubscriptionConfirmed,
+  SubscriptionRejected,
+  SubscriptionState,
+  Transmission,
+  Welcomed
+} from './client';
+export type { ClientConnectionOptions, ClientEvent, SubscriptionStatus } from './client';
+export { dumps, JsonDecodeError, JsonEncodeError, loads, MAX_NESTING } from './codec';
+export type { JsonObject, JsonValue } from './codec';
+export {
+  describe,
+  excerpt,
+  LocalProtocolError,
+  ProtocolError,
+  RemoteProtocolError
+} from './errors';
+export { ChannelRef, makeIdentifier, MAX_CHANNEL_LENGTH, parseIdentifier } from './identifiers';
+export {
+  BrokerState,
+  chooseSubprotocol,
+  CommandName,
+  decodeJson,
+  DisconnectReason,
+  ErrorCode,
+  finiteFloat,
+  HistoryRequest,
+  isBatched,
+  isExtended,
+  MessageType,
+  PLAIN_HISTORY_REASON,
+  PREFERENCE,
+  requiredReconnect,
+  StreamPosition,
+  Subprotocol
+} from './messages';
+export type { HistoryWire, Row } from './messages';
+export { batchRows, dataRow, streamFields } from './rows';
+export type { StreamFields } from './rows';
