@@ -23,7 +23,7 @@ import type { Row } from './protocol';
 export const PANEL_ID = 'jupyter-iotcable-panel';
 
 /** Readings kept and shown per expanded channel. */
-const LATEST_READINGS = 8;
+const LATEST_READINGS = 5;
 const SPARK_WIDTH = 200;
 const SPARK_HEIGHT = 18;
 const SVG_NS = 'http://www.w3.org/2000/svg';
