@@ -16,7 +16,19 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import {
+  BrokerState,
   ClientConnection,
+  CommandName,
+  DisconnectReason,
+  ErrorCode,
+  isBatched,
+  isExtended,
+  MAX_CHANNEL_LENGTH,
+  MessageType,
+  PLAIN_HISTORY_REASON,
+  PREFERENCE,
+  requiredReconnect,
+  Subprotocol,
   describe as describeValue,
   dumps,
   excerpt,
@@ -33,6 +45,7 @@ import { asSubprotocol, newClient, NOW, replayClient, repoRoot, toJson } from '.
 import type { Transcript } from './replay';
 
 interface Cases {
+  literals: Record<string, unknown>;
   identifiers: {
     channel: string;
     params: [string, string][];
@@ -100,6 +113,28 @@ function errorMessage(run: () => unknown): string {
   }
   throw new Error('no error thrown');
 }
+
+test('every wire literal is spelled as in messages.py', () => {
+  const subprotocols = Object.values(Subprotocol);
+  const reasons = Object.values(DisconnectReason);
+  assert.deepEqual(
+    {
+      Subprotocol,
+      CommandName,
+      MessageType,
+      DisconnectReason,
+      BrokerState,
+      ErrorCode,
+      extended: Object.fromEntries(subprotocols.map(s => [s, isExtended(s)])),
+      batched: Object.fromEntries(subprotocols.map(s => [s, isBatched(s)])),
+      required_reconnect: Object.fromEntries(reasons.map(r => [r, requiredReconnect(r)])),
+      PREFERENCE,
+      PLAIN_HISTORY_REASON,
+      MAX_CHANNEL_LENGTH
+    },
+    cases().literals
+  );
+});
 
 test('make_identifier: the same text, or the same refusal', () => {
   each(cases().identifiers, item => {

@@ -15,7 +15,8 @@ core as it changes) and requires the TypeScript mirror to give exactly these ans
 - scenarios: random conversations recorded in the transcript format (client side only),
   exercising the duplicate/backfill/gap bookkeeping across reconnects; the TS test
   replays them exactly as tests/core/transcripts.py replay_client does;
-- transcripts: the file names tests/core/transcripts.py expects in tests/transcripts.
+- transcripts: the file names tests/core/transcripts.py expects in tests/transcripts;
+- literals: every wire literal of messages.py, by enum and member name.
 
 Cases on which the mirror knowingly differs are left out, and counted in "skipped":
 JSON.parse cannot tell "1.0" from "1" (an integral float literal), integers beyond 2**53
@@ -38,15 +39,23 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from jupyter_iotcable.protocol import (  # noqa: E402
+    PLAIN_HISTORY_REASON,
+    PREFERENCE,
     Backoff,
+    BrokerState,
     ClientConnection,
+    CommandName,
+    DisconnectReason,
+    ErrorCode,
     HistoryRequest,
+    MessageType,
     ProtocolError,
     Subprotocol,
     make_identifier,
 )
 from jupyter_iotcable.protocol.codec import JSON_CODEC, explain_decode_error  # noqa: E402
 from jupyter_iotcable.protocol.errors import describe, excerpt  # noqa: E402
+from jupyter_iotcable.protocol.identifiers import MAX_CHANNEL_LENGTH  # noqa: E402
 from tests.core.transcripts import (  # noqa: E402
     NOW,
     every_transcript,
@@ -64,6 +73,21 @@ META = {"columns": "plant/{site}/{device}/env", "format": "json"}
 
 def skip(why: str) -> None:
     SKIPPED[why] = SKIPPED.get(why, 0) + 1
+
+
+# -- literals ------------------------------------------------------------------------------
+
+
+def literals() -> dict[str, Any]:
+    enums = (Subprotocol, CommandName, MessageType, DisconnectReason, BrokerState, ErrorCode)
+    out: dict[str, Any] = {e.__name__: {m.name: m.value for m in e} for e in enums}
+    out["extended"] = {s.value: s.extended for s in Subprotocol}
+    out["batched"] = {s.value: s.batched for s in Subprotocol}
+    out["required_reconnect"] = {r.value: r.required_reconnect for r in DisconnectReason}
+    out["PREFERENCE"] = [s.value for s in PREFERENCE]
+    out["PLAIN_HISTORY_REASON"] = PLAIN_HISTORY_REASON
+    out["MAX_CHANNEL_LENGTH"] = MAX_CHANNEL_LENGTH
+    return out
 
 
 # -- identifiers ---------------------------------------------------------------------------
@@ -806,6 +830,7 @@ def main() -> None:
         if "frame" in step
     ]
     cases = {
+        "literals": literals(),
         "identifiers": identifier_cases(),
         "repr": repr_cases(rng),
         "describe": describe_cases(),
