@@ -6,9 +6,10 @@
 
 export { Backoff, ReconnectDecision } from './backoff';
 export type { BackoffOptions } from './backoff';
+export { ClientConnection, SubscriptionState } from './client';
+export type { ClientConnectionOptions, SubscriptionStatus } from './client';
 export {
   BrokerStatus,
-  ClientConnection,
   Disconnected,
   Gap,
   HistoryConfirmed,
@@ -16,11 +17,10 @@ export {
   ServerError,
   SubscriptionConfirmed,
   SubscriptionRejected,
-  SubscriptionState,
   Transmission,
   Welcomed
-} from './client';
-export type { ClientConnectionOptions, ClientEvent, SubscriptionStatus } from './client';
+} from './events';
+export type { ClientEvent } from './events';
 export { dumps, JsonDecodeError, JsonEncodeError, loads, MAX_NESTING } from './codec';
 export type { JsonObject, JsonValue } from './codec';
 export {
