@@ -196,13 +196,19 @@ export class IoTModel implements IDisposable {
       if (serial !== this._serial || this._disposed) {
         return;
       }
-      this._problem =
+      const problem =
         error instanceof ApiProblem
           ? error
           : new ApiProblem('server_error', `${PROBLEM_TEXT.server_error} (${String(error)})`);
-      this._status = null;
-      this._channels = [];
+      this._problem = problem;
       this._channelsStale = true;
+      if (problem.kind !== 'unreachable' && problem.kind !== 'server_error') {
+        // An answer that will not change by itself: nothing of the old lists holds.
+        this._status = null;
+        this._channels = [];
+      }
+      // Unreachable or failing: most likely a restart. Keep the channels (and what is
+      // expanded, and its subscription, which reconnects by itself) until it answers.
     }
     this._changed.emit();
     this._schedule();

@@ -172,7 +172,8 @@ export class IoTPanel extends Widget {
 
   private _render(): void {
     const model = this.model;
-    this._broker.update(model.broker, model.notConfiguredHint !== null);
+    // The last broker state is not news while the server itself does not answer.
+    this._broker.update(model.problem ? null : model.broker, model.notConfiguredHint !== null);
 
     const problem = model.problem?.message ?? model.notConfiguredHint;
     this._problem.hidden = !problem;
@@ -186,7 +187,7 @@ export class IoTPanel extends Widget {
     // Hold the cable once the server is known to be usable (and the panel is shown).
     if (this._visible && model.ready && !this._hold) {
       this._hold = model.transport.hold();
-    } else if (!model.ready && this._hold) {
+    } else if (!model.ready && model.channels.length === 0 && this._hold) {
       this._hold.dispose();
       this._hold = null;
     }

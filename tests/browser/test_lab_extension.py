@@ -247,3 +247,38 @@ def test_a_server_without_the_server_extension_says_so(tmp_path: Path, open_lab:
         assert "jupyter server extension enable jupyter_iotcable" in problem.inner_text()
     finally:
         server.stop()
+
+
+def test_live_readings_come_back_after_the_jupyter_server_restarts(
+    live_server: LiveServer, open_lab: OpenLab, publisher: Publisher
+) -> None:
+    """The transport reconnects (with backoff) to a restarted server and subscribes again."""
+    page = open_lab(live_server)
+    open_panel(page)
+    row = page.locator('li.jp-IoTCable-channel[data-channel="telemetry"]')
+    row.locator(".jp-IoTCable-channel-toggle").click()
+    live = row.locator(".jp-IoTCable-live-state")
+    readings = row.locator(".jp-IoTCable-reading")
+    wait_until(lambda: live.get_attribute("data-state") == "live", what="live")
+    readings.first.wait_for()
+
+    live_server.stop()
+    wait_until(
+        lambda: live.get_attribute("data-state") in {"reconnecting", "connecting"},
+        what="the panel to see the connection lost",
+    )
+    problem = page.locator(".jp-IoTCable-problem")
+    wait_until(lambda: problem.get_attribute("data-kind") == "unreachable", what="unreachable")
+    before = publisher.sent
+
+    live_server.start()
+    # A new server: a new epoch, offsets from 0 again; the row is still expanded and
+    # shows readings published after the restart.
+    wait_until(lambda: live.get_attribute("data-state") == "live", timeout=90, what="live again")
+    wait_until(
+        lambda: int(json.loads(readings.first.locator("code").inner_text())["seq"]) > before,
+        timeout=60,
+        what="a reading published after the restart",
+    )
+    wait_until(lambda: problem.is_hidden(), what="the problem to clear")
+    assert row.locator(".jp-IoTCable-channel-toggle").get_attribute("aria-expanded") == "true"
