@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
+from array import array
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ class LiveView:
         rows: int = 20,
         interval: float = 0.1,
     ) -> None:
+        check_options(y=y, points=points, rows=rows, interval=interval)
         self.sub = sub
         self.y = y
         self.rows = rows
@@ -132,6 +134,56 @@ def live_view(sub: Subscription, **options: Any) -> ipywidgets.VBox:
     box: ipywidgets.VBox = view.widget
     box.live_view = view  # reachable from the widget, e.g. to call stop()
     return box
+
+
+def check_options(*, y: object, points: object, rows: object, interval: object) -> None:
+    """Raise a clear TypeError/ValueError for a bad ``sub.live()`` argument."""
+    if y is not None and not isinstance(y, str):
+        raise TypeError(f"y must be a field name (str) such as y='temperature', not {y!r}")
+    for name, value in (("points", points), ("rows", rows)):
+        if type(value) is not int:
+            raise TypeError(f"{name} must be an int such as {name}=500, not {value!r}")
+        if value <= 0:
+            raise ValueError(f"{name} must be positive (e.g. {name}=500), not {value}")
+    if not _is_number(interval) or not interval > 0:  # type: ignore[operator]
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+
+
+def encode_points(
+    points: list[tuple[float, str, float]], topics: list[str]
+) -> tuple[dict[str, object], list[bytes]]:
+    """The comm message for new chart points: small JSON content and three binary buffers.
+
+    Buffers: float64 times, float64 values, uint32 topic indexes (native byte order, as
+    a browser's Float64Array/Uint32Array read them). ``topics`` is the list of topic
+    names the view already knows; new names are appended to it and sent in
+    ``content["new_topics"]``, so a topic's name crosses the wire once.
+    """
+    index = {name: i for i, name in enumerate(topics)}
+    new_topics: list[str] = []
+    times, values, which = array("d"), array("d"), array("I")
+    for when, topic, value in points:
+        if topic not in index:
+            index[topic] = len(topics)
+            topics.append(topic)
+            new_topics.append(topic)
+        times.append(when)
+        values.append(value)
+        which.append(index[topic])
+    content: dict[str, object] = {"type": "points", "count": len(times), "new_topics": new_topics}
+    return content, [times.tobytes(), values.tobytes(), which.tobytes()]
+
+
+def decode_points(
+    content: dict[str, object], buffers: list[bytes], topics: list[str]
+) -> list[tuple[float, str, float]]:
+    """The inverse of ``encode_points`` (``topics`` is the receiver's list, extended)."""
+    topics.extend(content.get("new_topics", []))  # type: ignore[arg-type]
+    times, values, which = array("d"), array("d"), array("I")
+    times.frombytes(buffers[0])
+    values.frombytes(buffers[1])
+    which.frombytes(buffers[2])
+    return [(t, topics[i], v) for t, v, i in zip(times, values, which, strict=True)]
 
 
 def pick_y(flat: dict[str, object]) -> str | None:
@@ -226,4 +278,13 @@ def _clock(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S")
 
 
-__all__ = ["LiveView", "latest_table", "live_view", "pick_y", "svg_chart"]
+__all__ = [
+    "LiveView",
+    "check_options",
+    "decode_points",
+    "encode_points",
+    "latest_table",
+    "live_view",
+    "pick_y",
+    "svg_chart",
+]

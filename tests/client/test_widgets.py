@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+import pytest
+
 from jupyter_iotcable.client.buffer import Row
 from jupyter_iotcable.client.subscription import Subscription
-from jupyter_iotcable.widgets import LiveView, latest_table, pick_y, svg_chart
+from jupyter_iotcable.widgets import (
+    LiveView,
+    decode_points,
+    encode_points,
+    latest_table,
+    pick_y,
+    svg_chart,
+)
 
 T0 = 1_700_000_000.0
 
@@ -125,3 +135,46 @@ def test_the_view_charts_the_measurement_and_y_overrides_it() -> None:
     assert "<strong>seq</strong>" in chosen.chart.value
     view.stop()
     chosen.stop()
+
+
+def test_points_encode_as_binary_buffers_that_numpy_reads_back() -> None:
+    points = [(T0, "a", 1.5), (T0 + 1, "b", -2.0), (T0 + 2, "a", 3.25)]
+    topics: list[str] = []
+    content, buffers = encode_points(points, topics)
+    assert content == {"type": "points", "count": 3, "new_topics": ["a", "b"]}
+    assert topics == ["a", "b"]
+    assert numpy.frombuffer(buffers[0], dtype=numpy.float64).tolist() == [T0, T0 + 1, T0 + 2]
+    assert numpy.frombuffer(buffers[1], dtype=numpy.float64).tolist() == [1.5, -2.0, 3.25]
+    assert numpy.frombuffer(buffers[2], dtype=numpy.uint32).tolist() == [0, 1, 0]
+    received: list[str] = []
+    assert decode_points(content, buffers, received) == points
+    # A topic's name crosses the wire once: the next message only names new ones.
+    content2, buffers2 = encode_points([(T0 + 3, "b", 4.0), (T0 + 4, "c", 5.0)], topics)
+    assert content2["new_topics"] == ["c"]
+    assert decode_points(content2, buffers2, received) == [(T0 + 3, "b", 4.0), (T0 + 4, "c", 5.0)]
+    assert received == topics == ["a", "b", "c"]
+
+
+def test_no_points_encode_as_empty_buffers() -> None:
+    content, buffers = encode_points([], [])
+    assert content["count"] == 0
+    assert buffers == [b"", b"", b""]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "hint"),
+    [
+        ({"y": 3}, TypeError, "y='temperature'"),
+        ({"points": 0}, ValueError, "points must be positive"),
+        ({"points": -5}, ValueError, "points must be positive"),
+        ({"points": 2.5}, TypeError, "points must be an int"),
+        ({"rows": 0}, ValueError, "rows must be positive"),
+        ({"interval": 0}, ValueError, "interval must be a positive number"),
+    ],
+)
+def test_bad_live_options_raise_a_clear_error(
+    options: dict[str, Any], error: type[Exception], hint: str
+) -> None:
+    sub = live_subscription()
+    with pytest.raises(error, match=hint.replace("(", r"\(")):
+        sub.live(**options)
