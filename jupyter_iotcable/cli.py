@@ -146,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Run the command; every failure becomes one line on stderr and an exit code."""
-    from .client.errors import IoTCableError, SubscriptionRejected
+    from .client.errors import (
+        AuthenticationFailed,
+        IoTCableError,
+        ServerNotFound,
+        SubscriptionRejected,
+    )
     from .protocol import ProtocolError
 
     commands = {"channels": _channels, "tail": _tail, "publish": _publish}
@@ -154,6 +159,19 @@ def _run(args: argparse.Namespace) -> int:
         return commands[args.command](args, sys.stdout)
     except SubscriptionRejected as exc:
         return _fail(args, exc.explained(_channels_command(args)), 1)
+    except ServerNotFound as exc:  # the advice in options, not in Python
+        return _fail(
+            args,
+            exc.explained(
+                "Pass the server's URL and token (`jupyter server list` shows them):\n"
+                f"    iotcable {args.command} ... --url http://127.0.0.1:8888/ --token TOKEN\n"
+                "or set IOTCABLE_URL and IOTCABLE_TOKEN in the environment."
+            ),
+            1,
+        )
+    except AuthenticationFailed as exc:
+        advice = "pass the server's token with --token TOKEN or set IOTCABLE_TOKEN"
+        return _fail(args, exc.explained(advice), 1)
     except IoTCableError as exc:  # before ValueError: InvalidPayload is both
         return _fail(args, str(exc), 1)
     except (ValueError, TypeError) as exc:

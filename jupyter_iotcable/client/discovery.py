@@ -92,12 +92,12 @@ def discover(
         base, query_token = normalize_url(url)
         return Endpoint(base, token or query_token, "arguments")
 
-    tried = ["connect() arguments: no url given"]
+    tried = ["a URL argument: none given"]
     found = _from_iotcable_env(env, tried) or _from_jupyterhub_env(env, tried)
     if found is None:
         found = _from_runtime_file(env, runtime_dir, tried)
     if found is None:
-        raise ServerNotFound(_nothing_found_message(tried))
+        raise ServerNotFound(tried)
     if token is not None:
         return Endpoint(found.base_url, token, found.source)
     return found
@@ -157,14 +157,3 @@ def _from_runtime_file(
     token = info.get("token")
     base, _ = normalize_url(url)
     return Endpoint(base, token if isinstance(token, str) and token else None, str(path))
-
-
-def _nothing_found_message(tried: list[str]) -> str:
-    lines = ["could not find a Jupyter server to connect to. Tried, in this order:"]
-    lines += [f"  - {entry}" for entry in tried]
-    lines += [
-        "Pass the server's URL and token yourself:",
-        '    cable = jupyter_iotcable.connect("http://127.0.0.1:8888/", token="...")',
-        "or set IOTCABLE_URL and IOTCABLE_TOKEN in the environment.",
-    ]
-    return "\n".join(lines)

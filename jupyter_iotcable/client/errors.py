@@ -19,13 +19,40 @@ class IoTCableError(Exception):
 class ServerNotFound(IoTCableError):
     """``connect()`` without a URL found no server (the message lists where it looked)."""
 
+    def __init__(self, tried: list[str]) -> None:
+        self.tried = tried
+        super().__init__(
+            self.explained(
+                "Pass the server's URL and token yourself:\n"
+                '    cable = jupyter_iotcable.connect("http://127.0.0.1:8888/", token="...")\n'
+                "or set IOTCABLE_URL and IOTCABLE_TOKEN in the environment."
+            )
+        )
+
+    def explained(self, advice: str) -> str:
+        """The places tried, then ``advice`` (the CLI's names its own options)."""
+        lines = ["could not find a Jupyter server to connect to. Tried, in this order:"]
+        lines += [f"  - {entry}" for entry in self.tried]
+        return "\n".join([*lines, advice])
+
 
 class ConnectionFailed(IoTCableError):
     """The server could not be reached, or it has no iotcable endpoint at that URL."""
 
 
 class AuthenticationFailed(ConnectionFailed):
-    """The server refused the token (HTTP 401/403, or a ``disconnect unauthorized``)."""
+    """The server refused the token (HTTP 401/403, or a ``disconnect unauthorized``).
+
+    ``problem`` says what happened; the message adds how to pass a token in Python, and
+    ``explained(advice)`` lets the CLI say it with its own options instead.
+    """
+
+    def __init__(self, problem: str, advice: str = 'connect(url, token="...")') -> None:
+        self.problem = problem
+        super().__init__(self.explained(advice))
+
+    def explained(self, advice: str) -> str:
+        return f"{self.problem}: {advice}"
 
 
 class CableClosed(IoTCableError):

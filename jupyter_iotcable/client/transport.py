@@ -227,8 +227,8 @@ def _ignore_write_error(future: asyncio.Future[None]) -> None:
 def _final_loss(reason: str, endpoint: Endpoint) -> IoTCableError:
     if reason in ("unauthorized", "token_expired"):
         return AuthenticationFailed(
-            f"the server at {endpoint.base_url} ended the session ({reason}); "
-            "connect again with a valid token"
+            f"the server at {endpoint.base_url} ended the session ({reason})",
+            'connect again with a valid token, as in connect(url, token="...")',
         )
     return CableClosed(f"the connection to {endpoint.base_url} ended for good ({reason})")
 
@@ -240,7 +240,7 @@ def describe_failure(exc: BaseException, endpoint: Endpoint) -> IoTCableError:
         return exc
     if isinstance(exc, HTTPClientError):
         if exc.code in (401, 403):
-            return AuthenticationFailed(_token_advice(exc.code, endpoint))
+            return AuthenticationFailed(*_token_advice(exc.code, endpoint))
         if exc.code == 404:
             return ConnectionFailed(
                 f"{url} has no iotcable endpoint (HTTP 404). Give the Jupyter server's base "
@@ -284,15 +284,17 @@ def scheme_hint(endpoint: Endpoint) -> str:
     )
 
 
-def _token_advice(code: int, endpoint: Endpoint) -> str:
+def _token_advice(code: int, endpoint: Endpoint) -> tuple[str, str]:
+    """What went wrong, and what to do in Python (the CLI says it with its options)."""
     if endpoint.token is None:
         return (
-            f"the server at {endpoint.base_url} requires a token (HTTP {code}) and none was "
-            'given: connect(url, token="...") or set IOTCABLE_TOKEN'
+            f"the server at {endpoint.base_url} requires a token (HTTP {code}) and none was given",
+            'connect(url, token="...") or set IOTCABLE_TOKEN',
         )
     return (
         f"the server at {endpoint.base_url} refused the token (HTTP {code}; token from "
-        f'{endpoint.source}): pass the server\'s token, as in connect(url, token="...")'
+        f"{endpoint.source})",
+        'pass the server\'s token, as in connect(url, token="...")',
     )
 
 

@@ -83,7 +83,10 @@ def test_no_server_found_exits_1_with_where_it_looked(
     code, _, err = run(["publish", "commands", "1", "--topic", "a/b"], capsys)
     assert code == 1
     assert err.startswith("iotcable publish: error: could not find a Jupyter server to connect to.")
+    # The advice is in the CLI's options, not in Python.
+    assert "iotcable publish ... --url http://127.0.0.1:8888/ --token TOKEN" in err
     assert "or set IOTCABLE_URL and IOTCABLE_TOKEN in the environment." in err
+    assert "connect(" not in err
 
 
 def test_nothing_listening_exits_1(capsys: pytest.CaptureFixture[str]) -> None:

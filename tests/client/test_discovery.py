@@ -103,7 +103,7 @@ def test_nothing_found_lists_every_place_tried(tmp_path: Path) -> None:
     assert str(info.value) == "\n".join(
         [
             "could not find a Jupyter server to connect to. Tried, in this order:",
-            "  - connect() arguments: no url given",
+            "  - a URL argument: none given",
             "  - IOTCABLE_URL / IOTCABLE_TOKEN: IOTCABLE_TOKEN is set but IOTCABLE_URL is not",
             "  - JUPYTERHUB_SERVICE_URL + JUPYTERHUB_API_TOKEN: JUPYTERHUB_SERVICE_URL not set",
             "  - runtime file of the server that started this kernel: "

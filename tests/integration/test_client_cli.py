@@ -73,9 +73,14 @@ def test_tail_with_a_wrong_token_exits_1(
 ) -> None:
     code = cli.main(["tail", "telemetry", "--url", live_server.url, "--token", "wrong"])
     assert code == 1
-    assert capsys.readouterr().err.startswith(
+    err = capsys.readouterr().err
+    assert err.startswith(
         f"iotcable tail: error: the server at {live_server.url} refused the token (HTTP 403"
     )
+    assert err.rstrip().endswith(
+        "pass the server's token with --token TOKEN or set IOTCABLE_TOKEN"
+    ), err
+    assert "connect(" not in err
 
 
 def test_channels_lists_what_the_token_may_read_or_write(
