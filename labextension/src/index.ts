@@ -12,6 +12,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { refreshIcon } from '@jupyterlab/ui-components';
@@ -21,6 +22,7 @@ import { IoTModel } from './model';
 import { IoTPanel, PANEL_ID } from './panel';
 import { IoTStatusItem } from './statusitem';
 import { CableTransport } from './transport';
+import { LiveChartModel, LiveChartView, MODULE_NAME, MODULE_VERSION } from './widgets/livechart';
 
 export namespace CommandIDs {
   export const open = 'iotcable:open';
@@ -87,4 +89,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * The `sub.live()` chart (jupyter_iotcable.widgets.LiveChart), registered with the
+ * Jupyter widget manager. A separate plugin: without ipywidgets' manager in the page it
+ * is skipped and the sidebar plugin above still runs.
+ */
+const widgetsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-iotcable:widgets',
+  description: 'The live chart widget of sub.live() (jupyter_iotcable.widgets.LiveChart)',
+  autoStart: true,
+  requires: [IJupyterWidgetRegistry],
+  activate: (_app: JupyterFrontEnd, registry: IJupyterWidgetRegistry) => {
+    registry.registerWidget({
+      name: MODULE_NAME,
+      version: MODULE_VERSION,
+      exports: { LiveChartModel, LiveChartView }
+    });
+  }
+};
+
+export default [plugin, widgetsPlugin];
