@@ -66,6 +66,35 @@ export class LiveChartModel extends DOMWidgetModel {
   }
 
   static override serializers: ISerializers = { ...DOMWidgetModel.serializers };
+
+  /** The points received so far (the model's, so none is lost before a view renders). */
+  ring: PointRing = new PointRing(500);
+  /** Topic names, index = the number the kernel sends. */
+  topics: string[] = [];
+  /** The last "latest" message's rows. */
+  latest: ILatestRow[] = [];
+
+  override initialize(
+    attributes: ReturnType<DOMWidgetModel['defaults']>,
+    options: Parameters<DOMWidgetModel['initialize']>[1]
+  ): void {
+    super.initialize(attributes, options);
+    const capacity = Number(this.get('points'));
+    this.ring = new PointRing(Number.isInteger(capacity) && capacity > 0 ? capacity : 500);
+    this.on('msg:custom', this._onMessage, this);
+  }
+
+  private _onMessage(content: IPointsContent | ILatestContent, buffers?: Bytes[]): void {
+    if (content.type === 'points') {
+      const points = decodePoints(content, buffers ?? [], this.topics);
+      for (let i = 0; i < points.times.length; i++) {
+        this.ring.push(points.times[i], points.values[i], points.topics[i]);
+      }
+    } else if (content.type === 'latest') {
+      this.latest = content.rows;
+    }
+    this.trigger('iotcable:data');
+  }
 }
 
 function clock(seconds: number): string {
@@ -83,9 +112,7 @@ function cell(value: string | number | boolean | null | undefined): string {
 }
 
 export class LiveChartView extends DOMWidgetView {
-  private _ring: PointRing = new PointRing(500);
-  private _topics: string[] = [];
-  private _latest: ILatestRow[] = [];
+  declare model: LiveChartModel;
   private _frame = 0;
   private _status!: HTMLDivElement;
   private _legend!: HTMLDivElement;
@@ -93,8 +120,6 @@ export class LiveChartView extends DOMWidgetView {
   private _table!: HTMLTableElement;
 
   override render(): void {
-    const capacity = Number(this.model.get('points'));
-    this._ring = new PointRing(Number.isInteger(capacity) && capacity > 0 ? capacity : 500);
     this.el.classList.add('jp-IoTCable-livechart');
     this._status = document.createElement('div');
     this._status.className = 'jp-IoTCable-livechart-status';
@@ -108,7 +133,7 @@ export class LiveChartView extends DOMWidgetView {
     this._table = document.createElement('table');
     this._table.className = 'jp-IoTCable-livechart-table';
     this.el.append(this._status, this._legend, this._svg, this._table);
-    this.listenTo(this.model, 'msg:custom', this._onMessage);
+    this.listenTo(this.model, 'iotcable:data', () => this._schedule());
     this.listenTo(this.model, 'change', () => this._schedule());
     this._draw();
   }
@@ -119,18 +144,6 @@ export class LiveChartView extends DOMWidgetView {
       this._frame = 0;
     }
     super.remove();
-  }
-
-  private _onMessage(content: IPointsContent | ILatestContent, buffers?: Bytes[]): void {
-    if (content.type === 'points') {
-      const points = decodePoints(content, buffers ?? [], this._topics);
-      for (let i = 0; i < points.times.length; i++) {
-        this._ring.push(points.times[i], points.values[i], points.topics[i]);
-      }
-    } else if (content.type === 'latest') {
-      this._latest = content.rows;
-    }
-    this._schedule();
   }
 
   private _schedule(): void {
@@ -144,7 +157,7 @@ export class LiveChartView extends DOMWidgetView {
   }
 
   private _draw(): void {
-    this.el.setAttribute('data-points', String(this._ring.size));
+    this.el.setAttribute('data-points', String(this.model.ring.size));
     this._drawStatus();
     this._drawChart();
     this._drawTable();
@@ -164,7 +177,7 @@ export class LiveChartView extends DOMWidgetView {
     svg.replaceChildren();
     this._legend.replaceChildren();
     const y = String(this.model.get('y') || '');
-    const box = extent(this._ring);
+    const box = extent(this.model.ring);
     if (box === undefined) {
       this._legend.textContent =
         'waiting for numeric readings... (to chart a given field: sub.live(y="field"))';
@@ -176,8 +189,8 @@ export class LiveChartView extends DOMWidgetView {
     const sx = scale(box.t0, box.t1, PAD, WIDTH - PAD);
     const sy = scale(box.v0, box.v1, HEIGHT - PAD, PAD);
     const lines = new Map<number, string[]>();
-    for (let i = 0; i < this._ring.size; i++) {
-      const { time, value, topic } = this._ring.at(i);
+    for (let i = 0; i < this.model.ring.size; i++) {
+      const { time, value, topic } = this.model.ring.at(i);
       let coords = lines.get(topic);
       if (coords === undefined) {
         coords = [];
@@ -186,7 +199,11 @@ export class LiveChartView extends DOMWidgetView {
       coords.push(`${sx(time).toFixed(1)},${sy(value).toFixed(1)}`);
     }
     const order = [...lines.keys()].sort((a, b) =>
-      this._topics[a] < this._topics[b] ? -1 : this._topics[a] > this._topics[b] ? 1 : 0
+      this.model.topics[a] < this.model.topics[b]
+        ? -1
+        : this.model.topics[a] > this.model.topics[b]
+          ? 1
+          : 0
     );
     order.slice(0, COLORS.length).forEach((topic, k) => {
       const color = COLORS[k];
@@ -199,7 +216,7 @@ export class LiveChartView extends DOMWidgetView {
       const entry = document.createElement('span');
       entry.className = 'jp-IoTCable-livechart-key';
       entry.style.color = color;
-      entry.textContent = `\u25a0 ${this._topics[topic]}`;
+      entry.textContent = `\u25a0 ${this.model.topics[topic]}`;
       this._legend.append(' ', entry);
     });
     const label = (x: number, yy: number, text: string, anchor = 'start'): void => {
@@ -219,11 +236,11 @@ export class LiveChartView extends DOMWidgetView {
   private _drawTable(): void {
     const table = this._table;
     table.replaceChildren();
-    if (this._latest.length === 0) {
+    if (this.model.latest.length === 0) {
       return;
     }
     const names: string[] = [];
-    for (const row of this._latest) {
+    for (const row of this.model.latest) {
       for (const name of Object.keys(row.fields)) {
         if (!names.includes(name)) {
           names.push(name);
@@ -237,7 +254,7 @@ export class LiveChartView extends DOMWidgetView {
       head.append(th);
     }
     const body = table.createTBody();
-    for (const row of this._latest) {
+    for (const row of this.model.latest) {
       const tr = body.insertRow();
       tr.insertCell().textContent = row.topic;
       tr.insertCell().textContent = clock(row.time);
