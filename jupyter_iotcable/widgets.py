@@ -1,4 +1,11 @@
-"""``sub.live()``: a live chart and table of a subscription, with standard ipywidgets only.
+"""``sub.live()``: a live chart and table of a subscription.
+
+By default the widget is ``LiveChart``, a ``DOMWidget`` drawn by this package's
+JupyterLab extension (``labextension/src/widgets/livechart.ts``): the kernel sends it only
+the new points since the last send, as binary buffers (``encode_points``), plus the
+latest reading of each topic; the browser keeps the chart. ``sub.live(renderer="html")``
+draws the chart in the kernel as SVG in standard ipywidgets instead, for frontends
+without this labextension (VS Code, Colab).
 
 Readings reach the view through ``sub.on`` (on the cable's thread) and only mark it dirty;
 a renderer thread redraws at most ``1 / interval`` times a second (10 by default), so a
@@ -18,13 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 import threading
 from array import array
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
+import traitlets
 
 from .client.buffer import flatten_payload
 
@@ -33,6 +43,42 @@ if TYPE_CHECKING:
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 _WIDTH, _HEIGHT, _PAD = 640, 220, 30
+
+#: The version of labextension/package.json; the LiveChart model names "^" + it.
+EXTENSION_VERSION = "0.1.0"
+_MODULE = "jupyter-iotcable"
+_MODULE_VERSION = "^" + EXTENSION_VERSION
+RENDERERS = ("widget", "html")
+
+Send = Callable[[dict[str, object], list[bytes]], None]
+
+
+class LiveChart(ipywidgets.DOMWidget):  # type: ignore[misc]
+    """The live chart widget (view: the labextension's ``LiveChartView``).
+
+    Synced traits: the status line. Points and the latest table go as custom messages:
+    ``{"type": "points", ...}`` with three buffers, ``{"type": "latest", "rows": [...]}``.
+    ``live_view`` is the ``LiveView`` feeding it (``chart.live_view.stop()``).
+    """
+
+    _model_name = traitlets.Unicode("LiveChartModel").tag(sync=True)
+    _view_name = traitlets.Unicode("LiveChartView").tag(sync=True)
+    _model_module = traitlets.Unicode(_MODULE).tag(sync=True)
+    _view_module = traitlets.Unicode(_MODULE).tag(sync=True)
+    _model_module_version = traitlets.Unicode(_MODULE_VERSION).tag(sync=True)
+    _view_module_version = traitlets.Unicode(_MODULE_VERSION).tag(sync=True)
+
+    channel = traitlets.Unicode("").tag(sync=True)
+    topic = traitlets.Unicode("").tag(sync=True)
+    y = traitlets.Unicode("").tag(sync=True)
+    state = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.Int(0).tag(sync=True)
+    rate = traitlets.Float(0.0).tag(sync=True)
+    gaps = traitlets.Int(0).tag(sync=True)
+    points = traitlets.Int(500).tag(sync=True)
+
+    live_view: LiveView  # set by the LiveView that feeds it
+
 
 _COUNTERS = frozenset(
     {"seq", "sequence", "n", "id", "index", "offset", "count", "counter", "ts", "time"}
@@ -52,22 +98,38 @@ class LiveView:
         points: int = 500,
         rows: int = 20,
         interval: float = 0.1,
+        renderer: str = "widget",
+        send: Send | None = None,
     ) -> None:
+        """``send(content, buffers)`` replaces ``LiveChart.send`` (tests record with it)."""
         check_options(y=y, points=points, rows=rows, interval=interval)
+        if renderer not in RENDERERS:
+            raise ValueError(f"renderer must be 'widget' or 'html', not {renderer!r}")
         self.sub = sub
         self.y = y
         self.rows = rows
         self.interval = interval
+        self.renderer = renderer
         self.renders = 0
         self._points: deque[tuple[float, str, float]] = deque(maxlen=points)
+        self._unsent: deque[tuple[float, str, float]] = deque(maxlen=points)
+        self._topics: list[str] = []  # the names the LiveChart view already has
         self._latest: dict[str, tuple[float, dict[str, object]]] = {}
+        self._latest_changed = False
         self._lock = threading.Lock()
         self._dirty = threading.Event()
         self._stopped = threading.Event()
         self.status = ipywidgets.HTML()
         self.chart = ipywidgets.HTML()
         self.table = ipywidgets.HTML()
-        self.widget = ipywidgets.VBox([self.status, self.chart, self.table])
+        self.widget: Any
+        if renderer == "widget":
+            self.widget = LiveChart(points=points)
+            self._send: Send = send if send is not None else self._send_to_widget
+        else:
+            self.widget = ipywidgets.VBox([self.status, self.chart, self.table])
+            self._send = send if send is not None else _no_send
+        self.widget.live_view = self
         self._dirty.set()
         sub.on(self._on_reading)
         self._thread = threading.Thread(target=self._run, name="iotcable live view", daemon=True)
@@ -81,11 +143,14 @@ class LiveView:
                 self.y = pick_y(flat)
             value = flat.get(self.y) if self.y is not None else None
             if _is_number(value):
-                self._points.append((reading.time, reading.topic, float(value)))  # type: ignore[arg-type]
+                point = (reading.time, reading.topic, float(value))  # type: ignore[arg-type]
+                self._points.append(point)
+                self._unsent.append(point)
             self._latest.pop(reading.topic, None)
             self._latest[reading.topic] = (reading.time, flat)
             while len(self._latest) > self.rows:
                 del self._latest[next(iter(self._latest))]
+            self._latest_changed = True
         self._dirty.set()
 
     def _run(self) -> None:
@@ -103,6 +168,10 @@ class LiveView:
         if not self._dirty.is_set():
             return False
         self._dirty.clear()
+        if self.renderer == "widget":
+            self._flush_widget()
+            self.renders += 1
+            return True
         with self._lock:
             points = list(self._points)
             latest = dict(self._latest)
@@ -112,6 +181,32 @@ class LiveView:
         self.table.value = latest_table(latest)
         self.renders += 1
         return True
+
+    def _flush_widget(self) -> None:
+        """Update the LiveChart: its status traits, then the new points, then the table."""
+        with self._lock:
+            new = list(self._unsent)
+            self._unsent.clear()
+            latest = dict(self._latest) if self._latest_changed else None
+            self._latest_changed = False
+            y = self.y
+        sub, chart = self.sub, self.widget
+        with chart.hold_sync():
+            chart.channel = sub.channel
+            chart.topic = sub.topic or ""
+            chart.y = y or ""
+            chart.state = sub.state
+            chart.rows = len(sub)
+            chart.rate = float(sub.rate)
+            chart.gaps = len(sub.gaps)
+        if new:
+            content, buffers = encode_points(new, self._topics)
+            self._send(content, buffers)
+        if latest is not None:
+            self._send(latest_message(latest), [])
+
+    def _send_to_widget(self, content: dict[str, object], buffers: list[bytes]) -> None:
+        self.widget.send(content, buffers or None)
 
     def stop(self) -> None:
         """Stop following the subscription (the widget keeps its last picture)."""
@@ -128,12 +223,32 @@ class LiveView:
         return f"<code>{html.escape(text)}</code>"
 
 
-def live_view(sub: Subscription, **options: Any) -> ipywidgets.VBox:
-    """The widget of a new ``LiveView`` on ``sub`` (options: y, points, rows, interval)."""
-    view = LiveView(sub, **options)
-    box: ipywidgets.VBox = view.widget
-    box.live_view = view  # reachable from the widget, e.g. to call stop()
-    return box
+def live_view(sub: Subscription, **options: Any) -> Any:
+    """The widget of a new ``LiveView`` on ``sub``: a ``LiveChart``, or with
+    ``renderer="html"`` an ipywidgets box (options: y, points, rows, interval, renderer).
+    ``widget.live_view`` is the view, e.g. to call ``stop()``."""
+    return LiveView(sub, **options).widget
+
+
+def latest_message(latest: dict[str, tuple[float, dict[str, object]]]) -> dict[str, object]:
+    """The "latest" comm message: one row per topic (sorted), JSON-safe field values."""
+    rows = [
+        {"topic": topic, "time": when, "fields": {k: _json_cell(v) for k, v in flat.items()}}
+        for topic, (when, flat) in sorted(latest.items())
+    ]
+    return {"type": "latest", "rows": rows}
+
+
+def _json_cell(value: object) -> object:
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _no_send(content: dict[str, object], buffers: list[bytes]) -> None:
+    """The html renderer draws in the kernel: nothing to send."""
 
 
 def check_options(*, y: object, points: object, rows: object, interval: object) -> None:
@@ -279,10 +394,13 @@ def _clock(seconds: float) -> str:
 
 
 __all__ = [
+    "EXTENSION_VERSION",
+    "LiveChart",
     "LiveView",
     "check_options",
     "decode_points",
     "encode_points",
+    "latest_message",
     "latest_table",
     "live_view",
     "pick_y",

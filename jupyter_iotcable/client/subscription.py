@@ -245,12 +245,15 @@ class Subscription:
             self._callbacks.remove(callback)
 
     def live(self, **options: Any) -> Any:
-        """A live chart and table of this subscription (an ipywidgets box).
+        """A live chart and table of this subscription (a ``LiveChart`` widget).
 
         ``y="temperature"`` charts that field (default: the first float measurement,
         skipping counters such as ``seq``); ``points`` (500) and ``rows`` (20) bound the
-        chart and the table; ``interval`` (0.1 s) spaces the redraws.
-        ``box.live_view.stop()`` stops following. See ``jupyter_iotcable.widgets``.
+        chart and the table; ``interval`` (0.1 s) spaces the updates, which carry only
+        the new points. The chart is drawn by this package's JupyterLab extension;
+        ``renderer="html"`` draws it in the kernel as SVG in a standard ipywidgets box
+        instead, for frontends without the extension (VS Code, Colab).
+        ``widget.live_view.stop()`` stops following. See ``jupyter_iotcable.widgets``.
         """
         from ..widgets import live_view
 

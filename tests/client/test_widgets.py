@@ -1,18 +1,24 @@
-"""The live widget: coalesced redraws, the SVG chart and the latest table."""
+"""The live widget: coalesced updates, the LiveChart messages, the SVG chart and the table."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import ipywidgets
 import numpy
 import pytest
 
 from jupyter_iotcable.client.buffer import Row
 from jupyter_iotcable.client.subscription import Subscription
 from jupyter_iotcable.widgets import (
+    EXTENSION_VERSION,
+    LiveChart,
     LiveView,
     decode_points,
     encode_points,
+    latest_message,
     latest_table,
     pick_y,
     svg_chart,
@@ -57,7 +63,7 @@ def feed(sub: Subscription, start: int, stop: int) -> None:
 
 def test_a_stopped_view_no_longer_follows() -> None:
     sub = live_subscription()
-    view = LiveView(sub, interval=3600)
+    view = LiveView(sub, interval=3600, renderer="html")
     view.stop()
     view._thread.join(10)
     view.flush()  # whatever was pending before the stop
@@ -69,7 +75,7 @@ def test_a_stopped_view_no_longer_follows() -> None:
 
 def test_a_burst_of_readings_costs_one_redraw() -> None:
     sub = live_subscription()
-    view = LiveView(sub, interval=3600)
+    view = LiveView(sub, interval=3600, renderer="html")
     view._stopped.set()  # keep the renderer thread out of the way; flush by hand
     view._thread.join(10)
     view.flush()
@@ -86,11 +92,111 @@ def test_a_burst_of_readings_costs_one_redraw() -> None:
     view.stop()
 
 
-def test_the_widget_is_a_box_with_status_chart_and_table() -> None:
+def test_the_html_renderer_is_a_box_with_status_chart_and_table() -> None:
     sub = live_subscription()
-    box = sub.live(interval=3600)
+    box = sub.live(interval=3600, renderer="html")
+    assert isinstance(box, ipywidgets.VBox)
     assert len(box.children) == 3
     box.live_view.stop()
+
+
+def test_live_returns_a_live_chart_by_default() -> None:
+    sub = live_subscription()
+    chart = sub.live(interval=3600)
+    assert isinstance(chart, LiveChart)
+    assert chart.live_view.renderer == "widget"
+    chart.live_view.stop()
+
+
+def test_the_live_chart_names_the_labextension_version() -> None:
+    package = Path(__file__).parents[2] / "labextension" / "package.json"
+    version = json.loads(package.read_text())["version"]
+    assert version == EXTENSION_VERSION
+    chart = LiveChart()
+    assert chart._model_module == chart._view_module == "jupyter-iotcable"
+    assert chart._model_name == "LiveChartModel"
+    assert chart._view_name == "LiveChartView"
+    assert chart._model_module_version == chart._view_module_version == "^" + version
+    chart.close()
+
+
+class Recorder:
+    """Stands in for the widget's comm: what LiveView would send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, object], list[bytes]]] = []
+
+    def __call__(self, content: dict[str, object], buffers: list[bytes]) -> None:
+        self.sent.append((content, buffers))
+
+    def kinds(self) -> list[object]:
+        return [content["type"] for content, _ in self.sent]
+
+
+def recording_view(sub: Subscription, **options: Any) -> tuple[LiveView, Recorder]:
+    recorder = Recorder()
+    view = LiveView(sub, interval=3600, send=recorder, **options)
+    view._stopped.set()  # keep the thread out of the way; flush by hand
+    view._thread.join(10)
+    view.flush()
+    recorder.sent.clear()
+    return view, recorder
+
+
+def test_a_burst_of_10000_readings_is_one_points_message() -> None:
+    sub = live_subscription()
+    view, recorder = recording_view(sub, points=500)
+    for start in range(0, 10_000, 100):
+        feed(sub, start, start + 100)
+    assert view.flush() is True
+    assert recorder.kinds() == ["points", "latest"]
+    (content, buffers), (latest, latest_buffers) = recorder.sent
+    # Only what the chart can hold: the last 500 points, in order.
+    assert content["count"] == 500
+    assert content["new_topics"] == ["plant/lyon/p0/env", "plant/lyon/p1/env"]
+    topics: list[str] = []
+    points = decode_points(content, buffers, topics)
+    assert [p[2] for p in points] == [float(n) for n in range(9_500, 10_000)]
+    assert latest_buffers == []
+    rows: Any = latest["rows"]
+    assert [row["topic"] for row in rows] == ["plant/lyon/p0/env", "plant/lyon/p1/env"]
+    assert rows[1]["fields"]["t"] == 9_999.0
+    assert rows[1]["fields"]["state"] == "<ok>"  # text: the view escapes it
+    json.dumps(latest, allow_nan=False)
+    chart = view.widget
+    assert (chart.channel, chart.y, chart.rows, chart.gaps) == ("telemetry", "t", 1000, 0)
+    assert chart.state == "live"
+    # Nothing new: nothing sent.
+    assert view.flush() is False
+    assert len(recorder.sent) == 2
+    view.stop()
+
+
+def test_each_message_carries_only_the_new_points() -> None:
+    sub = live_subscription()
+    view, recorder = recording_view(sub)
+    feed(sub, 0, 3)
+    view.flush()
+    feed(sub, 3, 5)
+    view.flush()
+    points = [(c, b) for c, b in recorder.sent if c["type"] == "points"]
+    assert [c["count"] for c, _ in points] == [3, 2]
+    assert points[1][0]["new_topics"] == []  # the names crossed the wire once
+    topics: list[str] = []
+    received = [p for c, b in points for p in decode_points(c, b, topics)]
+    assert [p[2] for p in received] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    view.stop()
+
+
+def test_the_latest_message_is_json_safe() -> None:
+    message = latest_message(
+        {"b": (T0, {"x": float("nan"), "n": None, "ok": True}), "a": (T0, {"l": [1, 2]})}
+    )
+    text = json.dumps(message, allow_nan=False)
+    assert '"topic": "a"' in text
+    rows: Any = message["rows"]
+    assert rows[1]["fields"] == {"x": "nan", "n": None, "ok": True}
+    assert rows[0]["fields"] == {"l": "[1, 2]"}
 
 
 def test_svg_chart_draws_one_line_per_topic() -> None:
@@ -122,8 +228,8 @@ def test_the_view_charts_the_measurement_and_y_overrides_it() -> None:
     readings: list[Row] = [
         (n, T0 + n, "plant/lyon/p0/env", {"seq": n, "t": n / 2}, None) for n in range(5)
     ]
-    view = LiveView(sub, interval=3600)
-    chosen = LiveView(sub, y="seq", interval=3600)
+    view = LiveView(sub, interval=3600, renderer="html")
+    chosen = LiveView(sub, y="seq", interval=3600, renderer="html")
     sub._receive("e1", readings, 0)
     for each in (view, chosen):
         each._stopped.set()
@@ -170,6 +276,7 @@ def test_no_points_encode_as_empty_buffers() -> None:
         ({"points": 2.5}, TypeError, "points must be an int"),
         ({"rows": 0}, ValueError, "rows must be positive"),
         ({"interval": 0}, ValueError, "interval must be a positive number"),
+        ({"renderer": "svg"}, ValueError, "renderer must be 'widget' or 'html'"),
     ],
 )
 def test_bad_live_options_raise_a_clear_error(
