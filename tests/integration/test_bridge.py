@@ -826,7 +826,10 @@ async def test_slow_on_message_is_reported_and_nothing_is_lost(
     delivered: list[bytes] = []
 
     def slow(message: MqttMessage) -> None:
-        time.sleep(0.002)  # the hub stuck on something: blocks the event loop, as it would
+        # The hub stuck on something: blocks the event loop, as it would. 5 ms a message
+        # (3 s for the 600) is far slower than any publisher, even on a loaded machine
+        # (at 2 ms a slow publisher sometimes never let the load or the backlog build).
+        time.sleep(0.005)
         delivered.append(message.payload)
 
     bridge = MqttBridge(
