@@ -62,6 +62,14 @@ STOP_GRACE = 10.0
 """Seconds a child gets to exit after SIGTERM before it is killed (Lab stops its kernels)."""
 LAB_START_TIMEOUT = 120.0
 SIMULATOR_SETTLE = 1.0
+#: The simulator's measurements and their units (the charts' axis titles show them).
+DEMO_UNITS = {
+    "temperature": "°C",
+    "setpoint": "°C",
+    "humidity": "%",
+    "pressure": "hPa",
+    "vibration": "mm/s",
+}
 """Seconds the simulator must stay up before it counts as started. Bad arguments end it
 sooner; a broker it cannot reach does not (it keeps retrying), but the demo's own broker
 is up by then."""
@@ -235,6 +243,7 @@ def lab_config(
                     "read": ["*"],
                     "history_limit": 20_000,
                     "description": "readings of the simulated plant",
+                    "units": DEMO_UNITS,
                 },
                 "commands": {
                     "topics": ["plant/+/+/cmd"],

@@ -31,6 +31,7 @@ TEST_CHANNELS: dict[str, dict[str, Any]] = {
         "format": "json",
         "read": ["*"],
         "history_limit": 200_000,
+        "units": {"temperature": "°C", "humidity": "%"},
     },
     "commands": {
         "topics": ["plant/+/+/cmd"],

@@ -192,7 +192,7 @@ class IoTCableApp(ExtensionApp):
     channels = Dict(
         config=True,
         help="Channels: name -> {topics, format, columns, read, write, write_topics, "
-        "csv_columns, time_field, history_limit, history_ttl, policy, description}. "
+        "csv_columns, time_field, history_limit, history_ttl, policy, description, units}. "
         "See docs/configuration.md. Empty (and no channels_file): the extension stays "
         "idle and iotcable/api/status says how to configure it.",
     )

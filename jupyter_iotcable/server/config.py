@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..hub import ChannelSpec, Policy
@@ -34,7 +34,11 @@ CHANNEL_KEYS = {
     "history_ttl": "seconds readings are kept for history/resume (default 3600)",
     "policy": "slow consumers: 'conflate' (keep latest per topic) or 'disconnect'",
     "description": "one line shown in the channel list",
+    "units": "units of payload fields, shown on charts, e.g. {'temperature': '°C'}",
 }
+
+#: Longest unit text: a unit labels an axis, it is not a description.
+MAX_UNIT_LENGTH = 32
 
 
 class ConfigError(ValueError):
@@ -55,6 +59,7 @@ class ChannelConfig:
     history_ttl: float
     policy: Policy
     description: str
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def spec(self) -> ChannelSpec:
         return ChannelSpec(
@@ -81,6 +86,7 @@ class ChannelConfig:
             "columns": self.columns.pattern if self.columns else None,
             "format": self.format.value,
             "description": self.description,
+            "units": dict(self.units),
         }
 
 
@@ -125,6 +131,25 @@ def _positive(value: object, where: str, kind: type[int] | type[float]) -> float
         noun = "a positive integer" if kind is int else "a positive number of seconds"
         raise ConfigError(f"{where} must be {noun}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def _units(value: object, where: str) -> dict[str, str]:
+    """``{"temperature": "°C"}``: payload field names to short unit texts."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a dict of field -> unit, e.g. {{'temperature': '°C'}}")
+    units: dict[str, str] = {}
+    for key, unit in value.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{where}: the field name {key!r} must be a non-empty string")
+        if not isinstance(unit, str) or not unit or len(unit) > MAX_UNIT_LENGTH:
+            raise ConfigError(
+                f"{where}[{key!r}] must be a unit text of 1-{MAX_UNIT_LENGTH} characters "
+                f"such as '°C', got {unit!r}"
+            )
+        if not unit.isprintable():
+            raise ConfigError(f"{where}[{key!r}] {unit!r} has control characters")
+        units[key] = unit
+    return units
 
 
 def parse_channel(name: object, raw: object) -> ChannelConfig:
@@ -195,6 +220,7 @@ def parse_channel(name: object, raw: object) -> ChannelConfig:
         history_ttl=_positive(raw.get("history_ttl", 3600), _key(name, "history_ttl"), float),
         policy=policy,
         description=description,
+        units=_units(raw.get("units", {}), _key(name, "units")),
     )
 
 

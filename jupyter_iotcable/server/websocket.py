@@ -252,6 +252,7 @@ class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, WebSocketH
             {
                 "columns": channel.columns.pattern if channel.columns else None,
                 "format": channel.format.value,
+                "units": dict(channel.units),
                 "read": can_read,
                 "write": can_write,
                 "stream_id": channel.name,

@@ -18,6 +18,7 @@ GOOD = {
         "columns": "plant/{site}/{device}/env",
         "format": "json",
         "read": ["*"],
+        "units": {"temperature": "°C", "vibration": "mm/s"},
     },
     "commands": {"topics": "plant/+/+/cmd", "write": ["group:operators"], "read": ["user:ann"]},
 }
@@ -36,6 +37,8 @@ def test_good_config_parses() -> None:
     assert not c.may_publish_to("plant/lyon/p1/env")
     assert t.contains_topic_filter("plant/lyon/+/env")
     assert not t.contains_topic_filter("plant/#")
+    assert t.public()["units"] == {"temperature": "°C", "vibration": "mm/s"}
+    assert c.public()["units"] == {}, "units are optional"
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,12 @@ def test_good_config_parses() -> None:
         ),
         ({"t": {"topics": ["a"], "policy": "drop"}}, "expected 'conflate' or 'disconnect'"),
         ({"t": {"topics": ["a"], "format": "csv"}}, "csv"),
+        ({"t": {"topics": ["a"], "units": "°C"}}, "['units'] must be a dict of field -> unit"),
+        ({"t": {"topics": ["a"], "units": {"t": ""}}}, "['units']['t'] must be a unit text"),
+        ({"t": {"topics": ["a"], "units": {"t": "x" * 33}}}, "of 1-32 characters"),
+        ({"t": {"topics": ["a"], "units": {"t": 1}}}, "['units']['t'] must be a unit text"),
+        ({"t": {"topics": ["a"], "units": {"": "°C"}}}, "the field name '' must be"),
+        ({"t": {"topics": ["a"], "units": {"t": "°C\n"}}}, "has control characters"),
     ],
 )
 def test_mistakes_name_the_key(raw: Any, message: str) -> None:

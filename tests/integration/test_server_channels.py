@@ -58,6 +58,7 @@ async def test_reading_reaches_subscriber(
     if subprotocol == "iotcable-v1-json":
         assert confirm["meta"]["columns"] == "plant/{site}/{device}/env"
         assert confirm["meta"]["read"] is True
+        assert confirm["meta"]["units"] == {"temperature": "°C", "humidity": "%"}
 
     mosquitto.publish("plant/porto/pump1/env", json.dumps({"temperature": 1.0}))  # filtered out
     mosquitto.publish("plant/lyon/pump3/env", json.dumps({"temperature": 21.5, "seq": 7}))
