@@ -1,128 +1,211 @@
-"""Ingest throughput: our bridge + hub + wire encoding, against a raw aiomqtt subscriber.
+"""Ingest, end to end: MQTT -> bridge -> websocket -> ``sub.frame``, against raw aiomqtt.
 
-Both run in the same process against the same private mosquitto, one after the other,
-so the figure that matters is the ratio (machines and load differ; ratios travel).
+    .venv/bin/python bench/ingest.py                      # 50,000 readings, 3 repetitions
+    .venv/bin/python bench/ingest.py --messages 100000 --repeat 5
 
-    .venv/bin/python -m bench.ingest [--messages 50000]
+How fast can readings that a broker holds for us reach a notebook? Both consumers drain
+the same backlog from the same private mosquitto, one after the other, in the same run:
 
-The pipeline measured is what the server does per MQTT message: the bridge hands it to
-the hub (decode once per channel format, append to the stream's history ring, push to
-subscribers' outboxes), and the outbox is drained and encoded as iotcable batch frames
-and as per-reading ext frames, as the websocket handler would.
+- **raw**: a bare aiomqtt subscriber (``async for message in client.messages``, QoS 1) in a
+  process of its own;
+- **ours**: a real ``jupyter server`` with the extension (its bridge subscribed at QoS 1)
+  and, in this process, the Python client: ``connect()``, ``cable.subscribe(...)``, until
+  every reading is in the subscription, then one ``sub.frame`` (counted too).
+
+To measure the consumer and not the publisher, the consumer process is stopped
+(SIGSTOP) while ``mosquitto_pub`` (C, QoS 1, 10 topics) publishes the readings, and
+timed from SIGCONT until it holds all of them. The ratio (our throughput / raw
+throughput) is the figure that travels; goal (issue #11): at least 1.5. Not a test.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` and `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import asyncio
 import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
 import tempfile
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import aiomqtt
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from jupyter_iotcable.bridge import BrokerSettings, MqttBridge, MqttMessage
-from jupyter_iotcable.hub import ChannelSpec, Hub, Outbox
-from jupyter_iotcable.protocol import ServerConnection, Subprotocol
-from jupyter_iotcable.readings import make_decoder
-from jupyter_iotcable.server.codec import ORJSON_CODEC
+from bench.harness import git_revision, start_broker
+from jupyter_iotcable import connect
 from tests.brokers import Mosquitto
+from tests.servers import TEST_CHANNELS, LiveServer
 
-TOPIC = "plant/lyon/pump1/env"
-
-
-def publish(port: int, n: int) -> None:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    payload = json.dumps({"temperature": 21.5, "humidity": 40.0, "seq": 0})
-    infos = [client.publish(TOPIC, payload, qos=1) for _ in range(n)]
-    for info in infos:
-        info.wait_for_publish(60)
-    client.loop_stop()
-    client.disconnect()
+DEVICES = 10
+MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 
-async def raw_aiomqtt(port: int, n: int) -> float:
-    """Seconds for a bare aiomqtt subscriber to receive n messages."""
+@dataclass
+class Drain:
+    seconds: float  # SIGCONT -> every reading held (ours: and sub.frame built)
+    received: int
+    frame_seconds: float = 0.0
+    dropped: int = 0
+
+
+def publish_backlog(broker: Mosquitto, prefix: str, n: int) -> None:
+    """Publish n JSON readings over DEVICES topics with mosquitto_pub (QoS 1), and wait."""
+    procs = []
+    for device in range(DEVICES):
+        count = n // DEVICES + (1 if device < n % DEVICES else 0)
+        lines = "".join(
+            json.dumps({"temperature": 21.5, "humidity": 40.0, "seq": seq}) + "\n"
+            for seq in range(device, device + count * DEVICES, DEVICES)
+        )
+        proc = subprocess.Popen(
+            [
+                *(MOSQUITTO_PUB, "-p", str(broker.port), "-q", "1", "-M", "1000", "-l"),
+                *("-t", f"{prefix}/lyon/pump{device}/env", "-i", f"bench-pub-{device}"),
+            ],
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        procs.append((proc, lines))
+    for proc, lines in procs:
+        proc.communicate(lines, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"mosquitto_pub failed with {proc.returncode}")
+
+
+# -- raw: a bare aiomqtt subscriber in a child process ----------------------------------
+
+
+async def raw_child(port: int, n: int) -> None:
     async with aiomqtt.Client("127.0.0.1", port, identifier="bench-raw") as client:
-        await client.subscribe("plant/#", qos=1)
-        task = asyncio.get_running_loop().run_in_executor(None, publish, port, n)
+        await client.subscribe("raw/#", qos=1)
+        print("ready", flush=True)
         count = 0
-        start = time.perf_counter()
         async for _message in client.messages:
             count += 1
             if count == n:
                 break
-        elapsed = time.perf_counter() - start
-        await task
-        return elapsed
+        print(json.dumps({"done": time.time(), "received": count}), flush=True)
 
 
-async def bridge_and_hub(port: int, n: int) -> float:
-    """Seconds for bridge -> hub -> outboxes -> encoded frames for n messages."""
-    spec = ChannelSpec("telemetry", ("plant/+/+/env",), make_decoder("json"), history_limit=10_000)
-    hub = Hub([spec], "bench")
-    conns = []
-    for sub in (Subprotocol.IOTCABLE, Subprotocol.EXT):
-        conn = ServerConnection(sub, "sid", codec=ORJSON_CODEC)
-        conn.welcome()
-        box = Outbox(64 << 20)
-        hub.subscribe(box, '{"channel":"telemetry"}', "telemetry", None)
-        conns.append((conn, box))
-    done = asyncio.Event()
-    count = 0
-
-    def on_message(msg: MqttMessage) -> None:
-        nonlocal count
-        hub.ingest(msg.topic, msg.payload, msg.received_at, msg.received_at)
-        count += 1
-        if count % 500 == 0 or count == n:
-            for conn, box in conns:
-                for batch in box.take():
-                    conn.send_rows(
-                        batch.sub.identifier, "telemetry", "bench", [e.row() for e in batch.entries]
-                    )
-                conn.data_to_send()
-        if count == n:
-            done.set()
-
-    bridge = MqttBridge(
-        BrokerSettings(f"mqtt://127.0.0.1:{port}", client_id="bench-bridge"),
-        ["plant/#"],
-        on_message,
+def drain_raw(broker: Mosquitto, n: int) -> Drain:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--raw-child", str(broker.port), "--messages", str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    await bridge.start()
-    assert await bridge.wait_connected(10)
-    task = asyncio.get_running_loop().run_in_executor(None, publish, port, n)
-    start = time.perf_counter()
-    await done.wait()
-    elapsed = time.perf_counter() - start
-    await task
-    await bridge.stop()
-    return elapsed
+    assert child.stdout is not None
+    try:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the raw aiomqtt subscriber did not start")
+        os.kill(child.pid, signal.SIGSTOP)
+        publish_backlog(broker, "raw", n)
+        start = time.time()
+        os.kill(child.pid, signal.SIGCONT)
+        result = json.loads(child.stdout.readline())
+        return Drain(result["done"] - start, result["received"])
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+        child.wait(30)
 
 
-async def main(n: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = Mosquitto(Path(tmp), max_queued_messages=n * 2)
-        broker.start()
+# -- ours: the extension's bridge and websocket, the Python client in this process ------
+
+
+def drain_ours(broker: Mosquitto, server: LiveServer, n: int, stall: float) -> Drain:
+    assert server.process is not None
+    pid = server.process.pid
+    with connect(server.url, token=server.token) as cable:
+        sub = cable.subscribe("telemetry", window=None, max_rows=n)
+        assert sub.frame.empty  # imports pandas now: a notebook pays that once, not per run
+        os.kill(pid, signal.SIGSTOP)
         try:
-            raw = await raw_aiomqtt(broker.port, n)
-            ours = await bridge_and_hub(broker.port, n)
+            publish_backlog(broker, "plant", n)
+            start = time.time()
         finally:
+            os.kill(pid, signal.SIGCONT)
+        seen, last_progress, dropped = 0, time.monotonic(), 0
+        while seen + dropped < n and time.monotonic() - last_progress < stall:
+            time.sleep(0.002)
+            now_seen = len(sub)
+            dropped = sum(int(gap.get("dropped") or 0) for gap in sub.gaps)
+            if now_seen != seen:
+                seen, last_progress = now_seen, time.monotonic()
+        held = time.time()
+        frame = sub.frame
+        done = time.time()
+        if len(frame) != seen:
+            raise RuntimeError(f"sub.frame has {len(frame)} rows, the subscription {seen}")
+        sub.unsubscribe()
+    return Drain(done - start, seen, frame_seconds=done - held, dropped=dropped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=50_000, help="readings (50000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (3)")
+    parser.add_argument(
+        "--stall", type=float, default=15.0, help="give up after this many seconds without a row"
+    )
+    parser.add_argument("--raw-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    n: int = args.messages
+    if args.raw_child:
+        asyncio.run(raw_child(args.raw_child, n))
+        return
+
+    revision = git_revision()
+    print(f"jupyter-iotcable ingest bench at {revision}: {n} readings, QoS 1, {DEVICES} topics")
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="iotcable-ingest-") as tmp:
+        broker = start_broker(Path(tmp))
+        channels = {"telemetry": dict(TEST_CHANNELS["telemetry"], history_limit=n)}
+        # The server is stopped while the backlog is published: a long ping interval keeps
+        # the client from taking the pause for a dead connection.
+        server = LiveServer(
+            Path(tmp) / "server", broker, channels=channels, extra_config={"ping_interval": 30}
+        )
+        try:
+            server.start(timeout=120)
+            for repeat in range(1, args.repeat + 1):
+                raw = drain_raw(broker, n)
+                ours = drain_ours(broker, server, n, args.stall)
+                raw_rate = raw.received / raw.seconds
+                our_rate = ours.received / ours.seconds
+                ratio = our_rate / raw_rate
+                if ours.received == n and raw.received == n:
+                    ratios.append(ratio)
+                lost = "" if ours.received == n else f", {n - ours.received} MISSING"
+                if ours.dropped:
+                    lost += f" ({ours.dropped} conflated away)"
+                print(
+                    f"#{repeat} raw aiomqtt {raw_rate:8.0f} readings/s ({raw.seconds:.2f} s) | "
+                    f"ours into sub.frame {our_rate:8.0f} readings/s ({ours.seconds:.2f} s, "
+                    f"frame {ours.frame_seconds * 1000:.0f} ms{lost}) | ratio {ratio:.2f}",
+                    flush=True,
+                )
+        finally:
+            server.stop()
             broker.kill()
-    print(f"messages: {n}")
-    print(f"raw aiomqtt subscriber: {n / raw:10.0f} msg/s ({raw / n * 1e6:.1f} us each)")
-    print(f"bridge + hub + encode:  {n / ours:10.0f} msg/s ({ours / n * 1e6:.1f} us each)")
-    print(f"ratio (ours / raw throughput): {raw / ours:.2f}")
+    if ratios:
+        spread = f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
+        print(
+            f"ingest at {revision}: ours / raw aiomqtt throughput = "
+            f"{statistics.median(ratios):.2f}{spread} (median [min-max] of {len(ratios)})"
+        )
+    else:
+        print(f"ingest at {revision}: no repetition delivered every reading")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=50_000)
-    asyncio.run(main(parser.parse_args().messages))
+    main()
