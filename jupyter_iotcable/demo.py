@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import sys
+import sysconfig
 import tempfile
 import urllib.error
 import urllib.request
@@ -53,6 +54,8 @@ __all__ = [
     "parse_args",
     "remove_stale_workdirs",
     "run_child",
+    "scripts_on_path",
+    "terminal_shell",
 ]
 
 PASSWORD_VAR = "IOTCABLE_DEMO_BROKER_PASSWORD"
@@ -228,6 +231,10 @@ def lab_config(
             "open_browser": open_browser,
             # Containers often run as root; the demo should work there as well.
             "allow_root": hasattr(os, "geteuid") and os.geteuid() == 0,
+            # Lab's terminals: a plain interactive shell rather than the login shell Jupyter
+            # picks when its stdout is not a terminal (the demo's goes to a log): a login
+            # shell's /etc/profile resets PATH, and `iotcable` was "command not found".
+            "terminado_settings": {"shell_command": [terminal_shell()]},
         },
         "LabApp": {"default_url": "/" + QUICKSTART},
         "IdentityProvider": {"token": token},
@@ -255,6 +262,23 @@ def lab_config(
             },
         },
     }
+
+
+def terminal_shell() -> str:
+    """The shell of Lab's terminals: the user's own (``$SHELL``), else ``sh``."""
+    return os.environ.get("SHELL") or shutil.which("sh") or "/bin/sh"
+
+
+def scripts_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this environment's scripts directory (where ``iotcable`` is installed)
+    first on ``PATH``: Lab's terminals and kernels inherit it, so ``iotcable`` and
+    ``!iotcable`` work there even when the demo was started without activating the venv
+    (``.venv/bin/iotcable demo``, ``bash .ci/demo``)."""
+    scripts = sysconfig.get_path("scripts")
+    path = env.get("PATH", os.defpath)
+    if scripts not in path.split(os.pathsep):
+        path = os.pathsep.join([scripts, path])
+    return {**env, "PATH": path}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -380,7 +404,7 @@ class _Demo:
 
     async def _spawn(self, name: str, args: list[str]) -> asyncio.subprocess.Process:
         """Start ``python -m args...`` with the watchdog, on a pipe only the demo writes to."""
-        env = dict(os.environ)
+        env = scripts_on_path(dict(os.environ))
         env[PASSWORD_VAR] = self.broker.password
         with (self.workdir / f"{name}.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import urllib.request
@@ -107,6 +108,10 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
     env["JUPYTER_DATA_DIR"] = str(tmp_path / "data")
     env["JUPYTER_PLATFORM_DIRS"] = "1"
+    # As after `bash .ci/demo` or `.venv/bin/iotcable demo`: the venv is not activated.
+    scripts = sysconfig.get_path("scripts")
+    path = env.get("PATH", os.defpath).split(os.pathsep)
+    env["PATH"] = os.pathsep.join(entry for entry in path if entry != scripts)
     # The temporary work directory (when the test gives no --workdir) goes here.
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env["TMPDIR"] = str(tmp_path / "tmp")
@@ -234,6 +239,43 @@ def execute_in_lab(demo: RunningDemo, notebook: Any, timeout: float = 90.0) -> N
         demo.api("DELETE", f"api/kernels/{kernel['id']}")
 
 
+def run_in_terminal(demo: RunningDemo, command: str, timeout: float = 60.0) -> str:
+    """Type ``command`` into a new terminal of the demo's Lab (as a user would in Lab's
+    Terminal tab) and return what the terminal showed until the command finished.
+
+    The output ends at a marker the shell prints after the command (``$((...))`` is
+    expanded by the shell, so the echo of the typed line never matches it).
+    """
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    name = demo.api("POST", "api/terminals")["name"]
+    marker, typed_marker = "iotcable-terminal-done-42", "iotcable-terminal-done-$((40+2))"
+
+    async def talk() -> str:
+        url = demo.url.replace("http://", "ws://") + f"terminals/websocket/{name}"
+        ws = await websocket_connect(
+            HTTPRequest(url, headers={"Authorization": f"token {demo.token}"})
+        )
+        try:
+            await ws.write_message(json.dumps(["stdin", f"{command}; echo {typed_marker}\r"]))
+            shown = ""
+            while marker not in shown:
+                raw = await asyncio.wait_for(ws.read_message(), timeout)
+                assert raw is not None, f"the terminal closed; it showed:\n{shown}"
+                kind, *content = json.loads(raw)
+                if kind == "stdout":
+                    shown += content[0]
+            return shown
+        finally:
+            ws.close()
+
+    try:
+        return asyncio.run(talk())
+    finally:
+        demo.api("DELETE", f"api/terminals/{name}")
+
+
 def outputs(notebook: Any, output_type: str) -> list[Any]:
     return [
         output
@@ -250,5 +292,6 @@ __all__ = [
     "demo_env",
     "execute_in_lab",
     "outputs",
+    "run_in_terminal",
     "running_demo",
 ]

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -27,7 +28,7 @@ from jupyter_iotcable.demo import (
 )
 from jupyter_iotcable.demo import main as demo_main
 from jupyter_iotcable.server.config import parse_channel
-from tests.demos import RunningDemo, running_demo
+from tests.demos import RunningDemo, run_in_terminal, running_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_READING_WITHIN = 30.0
@@ -109,11 +110,15 @@ def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: P
         assert not workdir.exists()
 
 
-def test_device_obeys_a_command_within_a_second(tmp_path: Path) -> None:
-    with (
-        running_demo(tmp_path) as demo,
-        iot.connect(demo.url, token=demo.token, timeout=30) as cable,
-    ):
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    """One demo for the tests that only use it (starting one takes a while)."""
+    with running_demo(tmp_path_factory.mktemp("shared-demo")) as running:
+        yield running
+
+
+def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
+    with iot.connect(demo.url, token=demo.token, timeout=30) as cable:
         sub = cable.subscribe("telemetry", topic="plant/lyon/pump1/env", timeout=30)
         readings = sub.readings(timeout=30)
         before = next(readings)
@@ -130,6 +135,18 @@ def test_device_obeys_a_command_within_a_second(tmp_path: Path) -> None:
                 if len(later) == 3:
                     break
     assert [payload["setpoint"] for payload in later] == [31.5, 31.5, 31.5]
+
+
+def test_iotcable_works_in_labs_terminal(demo: RunningDemo) -> None:
+    """The issue: `iotcable --help` in Lab's terminal said "command not found"."""
+    shown = run_in_terminal(demo, "command -v iotcable && iotcable channels")
+    lines = [line.strip() for line in shown.splitlines()]
+    # The venv's own script, even though the demo was started without activating it ...
+    assert str(Path(sys.executable).parent / "iotcable") in lines, shown
+    # ... and it finds the server by itself (the extension's IOTCABLE_URL / IOTCABLE_TOKEN).
+    assert any(re.match(r"telemetry\s+read\s+plant/\+/\+/env", line) for line in lines), shown
+    assert any(re.match(r"commands\s+read\+write\s+plant/\+/\+/cmd", line) for line in lines), shown
+    assert "command not found" not in shown
 
 
 def test_closing_the_terminal_stops_everything(tmp_path: Path) -> None:
