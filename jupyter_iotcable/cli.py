@@ -9,22 +9,20 @@ interrupted. Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
-import math
 import os
 import sys
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._version import __version__
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from .client.cable import ChannelInfo
-    from .client.subscription import Reading
 
-FORMATS = ("table", "jsonl", "csv")
+FORMATS = ("table", "jsonl", "csv")  # tailformat.FORMATS, without importing the client
 
 _DELEGATES = {
     "simulate": ("jupyter_iotcable.bridge.simulator", "a device simulator publishing to MQTT"),
@@ -39,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Without --url/--token, the server is found like connect() finds it "
         "(IOTCABLE_URL and IOTCABLE_TOKEN, then JupyterHub's variables).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     channels = commands.add_parser(
@@ -56,15 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=_positive_int, help="stop after N readings")
     _add_connection_options(tail)
 
-    publish = commands.add_parser("publish", help="publish one message through a channel")
+    publish = commands.add_parser(
+        "publish",
+        help="publish one message through a channel",
+        description="Publish one message through a channel. PAYLOAD is JSON "
+        "('{\"setpoint\": 25}', 40, '\"on\"'); malformed JSON is refused (exit code 2) "
+        "unless --text says to send the text as it is.",
+    )
     publish.add_argument("channel", metavar="CHANNEL")
     publish.add_argument(
         "payload",
         metavar="PAYLOAD",
-        type=_payload,
-        help="sent as JSON when it parses as JSON ('{\"speed\": 40}', 40), else as a string",
+        help="a JSON value, e.g. '{\"setpoint\": 25}' (with --text: any text)",
     )
     publish.add_argument("--topic", required=True, help="the MQTT topic, e.g. plant/lyon/p3/cmd")
+    publish.add_argument(
+        "--text",
+        action="store_true",
+        help="send PAYLOAD as text, not JSON (for text, csv and influx channels)",
+    )
+    publish.set_defaults(usage_error=publish.error)
     _add_connection_options(publish)
 
     for name, (_, summary) in _DELEGATES.items():
@@ -100,38 +110,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _payload(text: str) -> object:
-    """PAYLOAD as JSON when it parses, else as a string; non-finite numbers are refused."""
-    try:
-        return json.loads(text, parse_constant=_no_json_constant, parse_float=_finite_float)
-    except _NotJson as exc:
-        raise argparse.ArgumentTypeError(
-            f"{exc}, so it cannot be published: send a finite number, null, or the text "
-            f"itself in quotes ('\"{exc.text}\"')"
-        ) from None
-    except ValueError:
-        return text
-
-
-class _NotJson(ValueError):
-    """A number that Python's json reads but no JSON reader elsewhere can (NaN, 1e999)."""
-
-    def __init__(self, text: str, problem: str) -> None:
-        super().__init__(f"{text} {problem}")
-        self.text = text
-
-
-def _no_json_constant(name: str) -> object:
-    raise _NotJson(name, "has no JSON form")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise _NotJson(text, "is too large for a 64-bit number")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _DELEGATES:
@@ -139,15 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
+        if args.command == "publish":
+            args.payload = _payload(args)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     return _run(args)
+
+
+def _payload(args: argparse.Namespace) -> object:
+    """PAYLOAD as JSON (or as text with ``--text``); malformed JSON is a usage error."""
+    from .payload_text import PayloadSyntaxError, parse_payload
+
+    try:
+        return parse_payload(args.payload, as_text=args.text)
+    except PayloadSyntaxError as exc:
+        args.usage_error(f"argument PAYLOAD: {exc}")
+        raise  # usage_error exits; this line only reassures the type checker
 
 
 def _run(args: argparse.Namespace) -> int:
     """Run the command; every failure becomes one line on stderr and an exit code."""
     from .client.errors import (
         AuthenticationFailed,
+        InvalidPayload,
         IoTCableError,
         ServerNotFound,
         SubscriptionRejected,
@@ -172,7 +164,9 @@ def _run(args: argparse.Namespace) -> int:
     except AuthenticationFailed as exc:
         advice = "pass the server's token with --token TOKEN or set IOTCABLE_TOKEN"
         return _fail(args, exc.explained(advice), 1)
-    except IoTCableError as exc:  # before ValueError: InvalidPayload is both
+    except InvalidPayload as exc:  # the payload given does not fit: a bad argument
+        return _fail(args, str(exc), 2)
+    except IoTCableError as exc:  # before ValueError: some are both
         return _fail(args, str(exc), 1)
     except (ValueError, TypeError) as exc:
         return _fail(args, str(exc), 2)
@@ -277,10 +271,11 @@ def channels_table(infos: Sequence[ChannelInfo]) -> str:
 
 def _tail(args: argparse.Namespace, out: TextIO) -> int:
     from .client import connect
+    from .tailformat import writer
 
     with connect(args.url, args.token, timeout=args.timeout) as cable:
         sub = cable.subscribe(args.channel, args.topic, window=None, max_rows=10_000)
-        write = _writer(args.format, sub.meta.get("columns"), out)
+        write = writer(args.format, _template_names(sub.meta.get("columns")), out)
         seen = 0
         try:
             for reading in sub.readings():
@@ -307,63 +302,12 @@ def _publish(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _writer(fmt: str, template: object, out: TextIO) -> Callable[[Reading], None]:
-    """A function printing one reading in ``fmt``; flushed per reading, as tail must be."""
-    if fmt == "jsonl":
-
-        def write_jsonl(reading: Reading) -> None:
-            record: dict[str, Any] = {
-                "time": _iso(reading.time),
-                "topic": reading.topic,
-                "offset": reading.offset,
-                **reading.columns,
-                "payload": reading.payload,
-            }
-            if reading.error is not None:
-                record["error"] = reading.error
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-
-        return write_jsonl
-    if fmt == "csv":
-        levels = _template_names(template)
-        rows = csv.writer(out)
-        rows.writerow(["time", "topic", *levels, "payload", "error"])
-        out.flush()
-
-        def write_csv(reading: Reading) -> None:
-            rows.writerow(
-                [
-                    _iso(reading.time),
-                    reading.topic,
-                    *(reading.columns.get(name, "") for name in levels),
-                    json.dumps(reading.payload, ensure_ascii=False),
-                    reading.error or "",
-                ]
-            )
-            out.flush()
-
-        return write_csv
-
-    def write_table(reading: Reading) -> None:
-        payload = json.dumps(reading.payload, ensure_ascii=False, separators=(", ", ": "))
-        error = f"  ! {reading.error}" if reading.error else ""
-        out.write(f"{_iso(reading.time)}  {reading.topic}  {payload}{error}\n")
-        out.flush()
-
-    return write_table
-
-
 def _template_names(template: object) -> tuple[str, ...]:
     if not isinstance(template, str):
         return ()
     from .topics import TopicTemplate
 
     return TopicTemplate(template).names
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 if __name__ == "__main__":

@@ -181,3 +181,24 @@ def live_server(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``LiveServer`` (and its own mosquitto) for every test of a module that only reads
+    from it or publishes through it: starting one costs about 10 s on a loaded machine.
+
+    Tests that change the server or the broker (restart, kill, reconfigure) use
+    ``live_server``. Topics of one test must not be read by another: give each test its
+    own site or device in the topic (``plant/<test>/...``).
+    """
+    workdir = tmp_path_factory.mktemp("shared-live-server")
+    mosquitto = Mosquitto(workdir / "mosquitto")
+    mosquitto.start()
+    server = LiveServer(workdir / "server", mosquitto)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        mosquitto.kill()
