@@ -30,7 +30,6 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, NoReturn
 
 import aiomqtt
@@ -40,11 +39,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from jupyter_iotcable.protocol import BrokerState
 from jupyter_iotcable.topics import validate_filter
+
+from .interface import BridgeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from .interface import BridgeSink
     from .settings import BrokerSettings
 
 __all__ = ["BridgeError", "BrokerState", "MqttBridge", "MqttMessage", "describe_error"]
@@ -90,13 +93,6 @@ _SESSION_TAKEN_OVER = 0x8E
 _CONNECTION_LOST = frozenset({7, 0x80})
 
 
-class BrokerState(StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"
-
-
 @dataclass(frozen=True, slots=True)
 class MqttMessage:
     """One message as the broker delivered it, stamped with the bridge's clock."""
@@ -106,10 +102,6 @@ class MqttMessage:
     received_at: float
     qos: int
     retain: bool
-
-
-class BridgeError(RuntimeError):
-    """An operation the bridge could not carry out; the message says what happened to it."""
 
 
 class _ProtocolRefused(Exception):
@@ -229,15 +221,20 @@ class MqttBridge:
     the broker delivered them; it must be quick (it is the hub's ingest). ``on_state`` is
     called with the new state and a human-readable reason each time the state changes.
     ``clock`` stamps ``MqttMessage.received_at`` and the timestamps in ``status()``.
+
+    The engine passes a ``sink`` (:class:`~.interface.BridgeSink`) instead of the two
+    callbacks: it is told ``sink.on_message(topic, payload, received_at)`` without an
+    ``MqttMessage`` per message. This class implements :class:`~.interface.Bridge`.
     """
 
     def __init__(
         self,
         settings: BrokerSettings,
         filters: Sequence[str],
-        on_message: Callable[[MqttMessage], None],
+        on_message: Callable[[MqttMessage], None] | None = None,
         on_state: Callable[[BrokerState, str], None] | None = None,
         *,
+        sink: BridgeSink | None = None,
         clock: Callable[[], float] = time.time,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -252,17 +249,20 @@ class MqttBridge:
             raise ValueError("max_backlog must be at least 1")
         if not load_window > 0:
             raise ValueError("load_window must be positive")
+        if (sink is None) == (on_message is None):
+            raise TypeError("give MqttBridge either on_message (and on_state) or a sink")
         self._settings = settings
         self._filters = tuple(dict.fromkeys(validate_filter(f) for f in filters))
+        self._sink = sink
         self._on_message = on_message
-        self._on_state = on_state
+        self._on_state = sink.on_state if sink is not None else on_state
         self._clock = clock
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._max_backlog = max_backlog
         self._load_window = load_window
 
-        self.state = BrokerState.STOPPED
+        self.state = BrokerState.DISCONNECTED
         self._client: aiomqtt.Client | None = None
         self._protocol: aiomqtt.ProtocolVersion | None = None
         self._protocol_confirmed = False
@@ -316,11 +316,11 @@ class MqttBridge:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._client = None
         self._connected.clear()
-        if self.state is not BrokerState.STOPPED:
+        if self.state is not BrokerState.DISCONNECTED:
             if self.state is BrokerState.CONNECTED:
                 self._disconnects += 1
             self._connected_since = None
-            self._set_state(BrokerState.STOPPED, "stopped")
+            self._set_state(BrokerState.DISCONNECTED, "stopped")
 
     async def wait_connected(self, timeout: float) -> bool:
         """Wait until the bridge is connected and subscribed; False after ``timeout`` seconds."""
@@ -581,17 +581,17 @@ class MqttBridge:
         payload = message.payload
         if not isinstance(payload, bytes):
             payload = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
-        received = MqttMessage(
-            topic=message.topic.value,
-            payload=payload,
-            received_at=self._clock(),
-            qos=message.qos,
-            retain=bool(message.retain),
-        )
+        topic = message.topic.value
         self._messages_in += 1
         started = time.perf_counter()
         try:
-            self._on_message(received)
+            if self._sink is not None:
+                self._sink.on_message(topic, payload, self._clock())
+            else:
+                assert self._on_message is not None
+                self._on_message(
+                    MqttMessage(topic, payload, self._clock(), message.qos, bool(message.retain))
+                )
         except Exception:
             self._handler_errors += 1
             # Logged on the 1st, 10th, 100th... failure: a broken handler must not flood logs.
@@ -599,7 +599,7 @@ class MqttBridge:
                 logger.exception(
                     "on_message failed for a message on %r (%d failures so far); "
                     "the message was skipped",
-                    received.topic,
+                    topic,
                     self._handler_errors,
                 )
         finally:

@@ -123,11 +123,18 @@ _REQUIRED_RECONNECT = {
 
 
 class BrokerState(StrEnum):
-    """The ``state`` of a ``broker`` frame: the health of the server's MQTT link."""
+    """The health of the server's MQTT link: one vocabulary for the bridge, the status
+    page and the ``state`` of a ``broker`` frame.
 
+    ``connecting`` is the first attempt after the server started (clients connect later,
+    so a ``broker`` frame says it only if the bridge restarts); ``disconnected`` is a
+    bridge that was stopped (the server is shutting down).
+    """
+
+    CONNECTING = "connecting"
     CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
     RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
 
 
 class ErrorCode(StrEnum):

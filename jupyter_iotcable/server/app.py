@@ -25,7 +25,15 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Float, Int, TraitError, Unicode
 
-from ..bridge import BrokerConfigError, BrokerSettings, default_client_id, parse_broker_url
+from ..bridge import (
+    BridgeFactory,
+    BrokerConfigError,
+    BrokerSettings,
+    EmbeddedBridge,
+    MqttBridge,
+    default_client_id,
+    parse_broker_url,
+)
 from .auth import HubOwner, fetch_hub_user
 from .config import ConfigError, load_channels_file, parse_channels
 from .engine import CableEngine, EngineSettings
@@ -126,6 +134,13 @@ def _level_number(level: object) -> int:
 # Handlers of the server's log that the package logger currently shares (one server per
 # process in production, several in a row in tests: each replaces the previous one's).
 _adopted_handlers: list[logging.Handler] = []
+
+
+def _bridge_factory(broker: BrokerSettings | None) -> BridgeFactory:
+    """The configured broker, or without ``broker_url`` the embedded one."""
+    if broker is None:
+        return lambda filters, sink: EmbeddedBridge(filters, sink)
+    return lambda filters, sink: MqttBridge(broker, filters, sink=sink)
 
 
 class IoTCableApp(ExtensionApp):
@@ -473,7 +488,7 @@ class IoTCableApp(ExtensionApp):
             self.log.error("jupyter_iotcable is disabled: invalid configuration: %s", e)
             raise
         self.configured = True
-        self.engine = CableEngine(channels, settings, broker)
+        self.engine = CableEngine(channels, settings, _bridge_factory(broker))
         owner = self.owner or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         if os.environ.get("JUPYTERHUB_API_TOKEN"):
             self._hub_owner = HubOwner(owner)

@@ -746,7 +746,8 @@ def test_broker_event() -> None:
     ]
     with pytest.raises(
         LocalProtocolError,
-        match="broker state must be one of connected, disconnected, reconnecting, got 'up'",
+        match="broker state must be one of connecting, connected, reconnecting, disconnected, "
+        "got 'up'",
     ):
         conn.broker_event("up", "")
 

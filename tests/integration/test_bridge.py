@@ -292,7 +292,7 @@ async def test_receives_from_an_independent_publisher(mosquitto: Mosquitto) -> N
     )
     status = bridge.status()
     assert status["messages_in"] == 1
-    assert status["state"] == "stopped"
+    assert status["state"] == "disconnected"
 
 
 @pytest.mark.asyncio
@@ -381,7 +381,7 @@ async def test_publish_while_disconnected_says_it_was_not_sent() -> None:
     with pytest.raises(BridgeError) as before_start:
         await bridge.publish("plant/lyon/pump1/cmd", b"{}")
     assert str(before_start.value) == (
-        f"the MQTT broker 127.0.0.1:{port} is unreachable (bridge stopped); "
+        f"the MQTT broker 127.0.0.1:{port} is unreachable (bridge disconnected); "
         "the publish to 'plant/lyon/pump1/cmd' was not sent"
     )
     async with running(bridge):
@@ -503,7 +503,7 @@ async def test_reconnects_by_itself_and_resubscribes(mosquitto: Mosquitto) -> No
         BrokerState.CONNECTED,
         BrokerState.RECONNECTING,
         BrokerState.CONNECTED,
-        BrokerState.STOPPED,
+        BrokerState.DISCONNECTED,
     ]
     assert (status["connects"], status["disconnects"]) == (2, 1)
     assert status["last_error"] is None
@@ -881,7 +881,7 @@ def test_status_is_json_safe_and_complete() -> None:
     status = bridge.status()
     assert json.loads(json.dumps(status)) == status
     assert status == {
-        "state": "stopped",
+        "state": "disconnected",
         "broker": "127.0.0.1:1",
         "tls": False,
         "protocol": None,

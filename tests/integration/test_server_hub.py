@@ -93,8 +93,7 @@ async def test_kernel_token_gets_the_owners_hub_groups(
     assert hub_owner.groups == frozenset({"ops"})
     assert hub_requests == [f"token {HUB_TOKEN}"]
     # Under a hub, the default client id comes from the hub, user and server name.
-    assert iotcable.engine.bridge is not None
-    assert iotcable.engine.bridge.settings.client_id.startswith("jupyter-iotcable-ann-")
+    assert str(iotcable.engine.bridge.status()["client_id"]).startswith("jupyter-iotcable-ann-")
 
     kernel = await cable(headers={"Authorization": f"token {iotcable.engine.kernel_token.value}"})
     reply = await kernel.subscribe(make_identifier("ops"))

@@ -94,11 +94,16 @@ export function requiredReconnect(reason: DisconnectReason): boolean | null {
   return REQUIRED_RECONNECT.get(reason) ?? null;
 }
 
-/** The `state` of a `broker` frame: the health of the server's MQTT link. */
+/**
+ * The health of the server's MQTT link (the `state` of a `broker` frame and of the
+ * status page): `connecting` is the first attempt after the server started,
+ * `disconnected` a bridge that was stopped.
+ */
 export const BrokerState = {
+  CONNECTING: 'connecting',
   CONNECTED: 'connected',
-  DISCONNECTED: 'disconnected',
-  RECONNECTING: 'reconnecting'
+  RECONNECTING: 'reconnecting',
+  DISCONNECTED: 'disconnected'
 } as const;
 export type BrokerState = (typeof BrokerState)[keyof typeof BrokerState];
 
