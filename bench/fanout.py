@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `tests` impor
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -96,6 +97,7 @@ class Run:
     broker_cpu: float
     loadgen_cpu: float
     wall: float
+    load: tuple[float, float]  # the machine's 1-minute load average before and after
 
     @property
     def latency(self) -> dict[str, float]:
@@ -127,7 +129,7 @@ class Run:
             f"{r['delivered']} delivered, {delivery} | "
             f"server {self.us_per_reading:.1f} us/reading ({self.server_cpu / self.wall:.0%} cpu)"
             f" | loadgen {self.loadgen_cpu / self.wall:.0%} cpu, "
-            f"publish {r['publish_rate']:.0f}/s"
+            f"publish {r['publish_rate']:.0f}/s | load {self.load[0]:.1f}-{self.load[1]:.1f}"
         )
 
 
@@ -166,7 +168,7 @@ def run_once(
         cpu0 = (cpu_seconds(server_pid), cpu_seconds(broker_pid), cpu_seconds(gen.pid))
         start = time.monotonic()
         gen.say("go")
-        result = gen.event(timeout=args.warmup + args.duration + args.drain + 300)
+        result = gen.event(timeout=args.warmup + args.duration + args.drain * 10 + 300)
         wall = time.monotonic() - start
         cpu1 = (cpu_seconds(server_pid), cpu_seconds(broker_pid), cpu_seconds(gen.pid))
     finally:
@@ -243,7 +245,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds (8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not timed (2)")
     parser.add_argument(
-        "--drain", type=float, default=15.0, help="seconds to wait for late readings (15)"
+        "--drain",
+        type=float,
+        default=10.0,
+        help="late readings are waited for until none came for this many seconds (10)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of each scenario (1)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="publish QoS (1)")
@@ -273,6 +278,7 @@ def main() -> None:
                     plan = [("floor", PROTOCOLS["plain"])] + [("ext", p) for p in protocols]
                     for name, protocol in plan:
                         target, pid = targets[name]
+                        load0 = os.getloadavg()[0]
                         result, server_cpu, broker_cpu, gen_cpu, wall = run_once(
                             node,
                             target,
@@ -293,6 +299,7 @@ def main() -> None:
                             broker_cpu,
                             gen_cpu,
                             wall,
+                            (load0, os.getloadavg()[0]),
                         )
                         runs.append(run)
                         print(run.line(), flush=True)
@@ -308,6 +315,12 @@ def main() -> None:
         f"QoS {args.qos}, {args.repeat} repetition(s); median [min-max]"
     )
     print(summary(runs, scenarios, protocols))
+    if runs:
+        loads = [x for r in runs for x in r.load]
+        print(
+            f"machine load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f} "
+            f"on {os.cpu_count()} cores (above ~1 the figures include other work's noise)"
+        )
     out = args.json or BENCH / "results" / f"fanout-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -191,7 +191,8 @@ def main() -> None:
                 print(
                     f"#{repeat} raw aiomqtt {raw_rate:8.0f} readings/s ({raw.seconds:.2f} s) | "
                     f"ours into sub.frame {our_rate:8.0f} readings/s ({ours.seconds:.2f} s, "
-                    f"frame {ours.frame_seconds * 1000:.0f} ms{lost}) | ratio {ratio:.2f}",
+                    f"frame {ours.frame_seconds * 1000:.0f} ms{lost}) | ratio {ratio:.2f} | "
+                    f"load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
         finally:

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `tests` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -128,7 +129,8 @@ def main() -> None:
                     per_conn[(server, protocol)].append(kib)
                     print(
                         f"#{repeat} {server:5} {protocol:19} RSS {before / 2**20:7.1f} -> "
-                        f"{after / 2**20:7.1f} MiB: {kib:5.1f} KiB per connection",
+                        f"{after / 2**20:7.1f} MiB: {kib:5.1f} KiB per connection | "
+                        f"load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
         finally:
