@@ -1,7 +1,8 @@
 """jupyter-iotcable: live IoT telemetry (MQTT) in Jupyter over ActionCable channels.
 
-Importing this package is cheap: the client, pandas and ipywidgets load on first use
-(``jupyter_iotcable.connect`` imports the client when it is first looked up).
+Importing this package is cheap: the client, pandas, ipywidgets and IPython load on first
+use (``jupyter_iotcable.connect`` imports the client when it is first looked up; the
+IPython extension, ``%load_ext jupyter_iotcable``, when it is loaded).
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_iotcable``: connect, and add the ``%iot`` magics and completion."""
+    from .ipython.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_iotcable``: remove ``%iot`` and close the cable it opened."""
+    from .ipython.magics import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

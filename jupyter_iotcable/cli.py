@@ -131,7 +131,7 @@ def _payload(args: argparse.Namespace) -> object:
     try:
         return parse_payload(args.payload, as_text=args.text)
     except PayloadSyntaxError as exc:
-        args.usage_error(f"argument PAYLOAD: {exc}")
+        args.usage_error(f"argument PAYLOAD {exc}")
         raise  # usage_error exits; this line only reassures the type checker
 
 

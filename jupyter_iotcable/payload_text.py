@@ -19,7 +19,9 @@ _EXCERPT = 60
 
 
 class PayloadSyntaxError(ValueError):
-    """The payload is not JSON a publish can carry; the message says where and why.
+    """The payload is not JSON a publish can carry; the message says where and why, as
+    the predicate of a sentence whose subject the caller names ("PAYLOAD is not valid
+    JSON: ...", "the payload holds NaN, which ...").
 
     ``position`` is the 0-based index in the text where the parser stopped (None when
     the problem is a value rather than a place: ``NaN``, ``1e999``).
@@ -40,18 +42,18 @@ def parse_payload(text: str, *, as_text: bool = False) -> object:
         return json.loads(text, parse_constant=_no_json_constant, parse_float=_finite_float)
     except _NotJson as exc:
         raise PayloadSyntaxError(
-            f"{exc.text} {exc.problem}, so it cannot be published: send a finite number, "
-            f"null, or the text itself in quotes ('\"{exc.text}\"')"
+            f"holds {exc.text}, which {exc.problem}, so it cannot be published: send a finite "
+            f"number, null, or the text itself in quotes ('\"{exc.text}\"')"
         ) from None
     except json.JSONDecodeError as exc:
         raise PayloadSyntaxError(_located(text, exc), exc.pos) from None
 
 
 def _located(text: str, error: json.JSONDecodeError) -> str:
-    """``not valid JSON: <problem> at line L, column C``, the line with a caret under the
+    """``is not valid JSON: <problem> at line L, column C``, the line with a caret under the
     place, and what to do."""
     if not text.strip():
-        return "empty: give a JSON value (e.g. '{\"setpoint\": 25}'), or text with --text"
+        return "is empty: give a JSON value (e.g. '{\"setpoint\": 25}'), or text with --text"
     where = (
         f"line {error.lineno}, column {error.colno}" if "\n" in text else f"column {error.colno}"
     )
@@ -62,7 +64,7 @@ def _located(text: str, error: json.JSONDecodeError) -> str:
     shown = prefix + line[start : error.colno - 1 + _EXCERPT]
     caret = " " * (len(prefix) + error.colno - 1 - start) + "^"
     return (
-        f"not valid JSON: {error.msg[0].lower()}{error.msg[1:]} at {where}\n"
+        f"is not valid JSON: {error.msg[0].lower()}{error.msg[1:]} at {where}\n"
         f"    {shown}\n"
         f"    {caret}\n"
         "(to send it as text rather than JSON, add --text)"

@@ -43,16 +43,16 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
         (
             ["publish", "commands", "NaN", "--topic", "plant/a/b/cmd"],
-            "argument PAYLOAD: NaN has no JSON form, so it cannot be published: send a finite "
-            "number, null, or the text itself in quotes ('\"NaN\"')",
+            "argument PAYLOAD holds NaN, which has no JSON form, so it cannot be published: send "
+            "a finite number, null, or the text itself in quotes ('\"NaN\"')",
         ),
         (
             ["publish", "commands", '{"speed": -Infinity}', "--topic", "plant/a/b/cmd"],
-            "argument PAYLOAD: -Infinity has no JSON form",
+            "argument PAYLOAD holds -Infinity, which has no JSON form",
         ),
         (
             ["publish", "commands", "[1e999]", "--topic", "plant/a/b/cmd"],
-            "argument PAYLOAD: 1e999 is too large for a 64-bit number",
+            "argument PAYLOAD holds 1e999, which is too large for a 64-bit number",
         ),
         (["channels", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
     ],
@@ -154,25 +154,25 @@ def test_a_payload_is_json_and_text_only_with_text() -> None:
     [
         (
             '{"setpoint": 25',
-            "argument PAYLOAD: not valid JSON: expecting ',' delimiter at column 16\n"
+            "argument PAYLOAD is not valid JSON: expecting ',' delimiter at column 16\n"
             '    {"setpoint": 25\n'
             "                   ^\n"
             "(to send it as text rather than JSON, add --text)\n",
         ),
         (
             "on",
-            "argument PAYLOAD: not valid JSON: expecting value at column 1\n"
+            "argument PAYLOAD is not valid JSON: expecting value at column 1\n"
             "    on\n"
             "    ^\n"
             "(to send it as text rather than JSON, add --text)\n",
         ),
         (
             '{"a": 1,\n "b": }',
-            "argument PAYLOAD: not valid JSON: expecting value at line 2, column 7\n"
+            "argument PAYLOAD is not valid JSON: expecting value at line 2, column 7\n"
             '     "b": }\n'
             "          ^\n",
         ),
-        ("", "argument PAYLOAD: empty: give a JSON value"),
+        ("", "argument PAYLOAD is empty: give a JSON value"),
     ],
 )
 def test_malformed_json_exits_2_with_where_it_broke_before_connecting(

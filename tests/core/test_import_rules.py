@@ -5,7 +5,9 @@
 - only bridge/ imports aiomqtt or amqtt;
 - server/ never imports client/; client/ never imports server/ or bridge/;
 - pandas and ipywidgets only in the leaves (frames.py, widgets.py), so that
-  ``import jupyter_iotcable`` stays fast.
+  ``import jupyter_iotcable`` stays fast;
+- IPython only in the IPython extension (ipython/), a leaf over the client that never
+  imports server/ or bridge/.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jupyter_iotcable"
 ROOT = "jupyter_iotcable"
 CORE = ("protocol", "topics", "readings", "hub")
 LEAVES = ("frames", "widgets")
+IPYTHON_EXTENSION = "ipython"
 # Calls that import the module named by their first argument.
 DYNAMIC_IMPORTS = ("import_module", "__import__")
 
@@ -111,6 +114,13 @@ def violations(path: Path, package: Path = PACKAGE) -> list[str]:
             found.append(f"only bridge/ may import {top}; {module} does")
         if top in ("pandas", "ipywidgets") and layer not in LEAVES:
             found.append(f"{top} belongs in frames.py/widgets.py, not {module}")
+        if top == "IPython" and layer != IPYTHON_EXTENSION:
+            found.append(f"IPython belongs in ipython/ (the IPython extension), not {module}")
+        if layer == IPYTHON_EXTENSION and target in ("server", "bridge"):
+            found.append(
+                f"ipython/ is a leaf over the client, it must not import server/ or bridge/: "
+                f"{module} -> {imported}"
+            )
         if layer == "server" and target == "client":
             found.append(f"server/ must not import client/: {module} -> {imported}")
         if layer == "client" and target in ("server", "bridge"):
@@ -180,6 +190,17 @@ def test_layering(path: Path) -> None:
             "pandas belongs in frames.py/widgets.py, not jupyter_iotcable.protocol.evil",
         ),
         (
+            "client/evil.py",
+            "def later():\n    from IPython.core.magic import Magics\n",
+            "IPython belongs in ipython/ (the IPython extension), not jupyter_iotcable.client.evil",
+        ),
+        (
+            "ipython/evil.py",
+            "from ..server.engine import CableEngine\n",
+            "ipython/ is a leaf over the client, it must not import server/ or bridge/: "
+            "jupyter_iotcable.ipython.evil -> jupyter_iotcable.server.engine",
+        ),
+        (
             "server/evil.py",
             "mqtt = __import__('aiomqtt')\n",
             "only bridge/ may import aiomqtt; jupyter_iotcable.server.evil does",
@@ -199,6 +220,7 @@ def test_the_checker_passes_a_planted_package_that_keeps_the_rules(tmp_path: Pat
         "client/fine.py": "from jupyter_iotcable import protocol\nfrom . import transport\n",
         "protocol/fine.py": "import json\nfrom .. import topics\nfrom .codec import Codec\n",
         "frames.py": "import importlib\npd = importlib.import_module('pandas')\n",
+        "ipython/fine.py": "from IPython.core.magic import Magics\nfrom ..client import connect\n",
     }
     package = plant(tmp_path, files)
     assert {where: violations(package / where, package) for where in files} == {
@@ -219,7 +241,8 @@ def plant(root: Path, files: dict[str, str]) -> Path:
 def test_package_import_is_light() -> None:
     code = (
         "import sys, jupyter_iotcable; "
-        "heavy = [m for m in ('pandas', 'ipywidgets', 'aiomqtt', 'tornado', 'jupyter_server') "
+        "heavy = [m for m in ('pandas', 'ipywidgets', 'aiomqtt', 'tornado', 'jupyter_server', "
+        "'IPython') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -160,7 +160,7 @@ def test_malformed_json_is_not_published_and_text_only_with_text(
         out, err = capsys.readouterr()
         assert (code, out) == (2, "")
         assert (
-            "error: argument PAYLOAD: not valid JSON: expecting ',' delimiter at column 16" in err
+            "error: argument PAYLOAD is not valid JSON: expecting ',' delimiter at column 16" in err
         )
         # Then a good one: the first reading the subscription sees must be this one.
         code = cli.main(
