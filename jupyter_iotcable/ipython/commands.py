@@ -15,7 +15,10 @@ import argparse
 import io
 import shlex
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "SUBCOMMANDS",
@@ -219,15 +222,25 @@ def _identifier(text: str) -> str:
 _PARSER = build_parser()
 
 
-def parse(line: str, cell: str | None = None) -> Command:
-    """The ``Command`` for ``%iot LINE`` (``cell``: the body of ``%%iot LINE``)."""
-    words = _split(line)
+def _unchanged(text: str) -> str:
+    return text
+
+
+def parse(line: str, cell: str | None = None, expand: Callable[[str], str] = _unchanged) -> Command:
+    """The ``Command`` for ``%iot LINE`` (``cell``: the body of ``%%iot LINE``).
+
+    ``expand`` substitutes the user's variables (IPython's ``$name`` and ``{expr}``) in
+    the words of the command, never in a payload: IPython would expand the whole line,
+    and a JSON payload's braces make that all or nothing (``$device`` in the topic then
+    stayed as it was, and went out as a topic level).
+    """
+    words = _split(expand(line)) if not _is_publish(line) else _split(line)
     if not words or words[0] in ("-h", "--help", "help"):
         raise HelpRequested(_PARSER.format_help().rstrip())
     name = words[0]
     if name == "publish":
         head, payload = split_publish(line.lstrip()[len("publish") :])
-        options = _PARSER.parse_args(["publish", *head])
+        options = _PARSER.parse_args(["publish", *(expand(word) for word in head)])
         if cell is not None and cell.strip():
             if payload:
                 raise CommandError(
@@ -258,6 +271,10 @@ def parse(line: str, cell: str | None = None) -> Command:
             "(%iot --help)"
         )
     return Command(name, _PARSER.parse_args(words))
+
+
+def _is_publish(line: str) -> bool:
+    return line.split(None, 1)[:1] == ["publish"]
 
 
 def _split(line: str) -> list[str]:

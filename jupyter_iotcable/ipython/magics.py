@@ -28,7 +28,8 @@ from IPython.core.completer import (
     context_matcher,
 )
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.utils.text import DollarFormatter
 
 from ..client import (
     AuthenticationFailed,
@@ -59,6 +60,7 @@ COMPLETION_TIMEOUT = 2.0
 """Seconds a Tab press may wait for the server's channel list."""
 MATCHER_ID = "jupyter_iotcable.%iot"
 
+_FORMATTER = DollarFormatter()
 _LOADED: dict[int, IoTMagics] = {}
 """The magics of each shell the extension is loaded in (by ``id(shell)``)."""
 
@@ -127,6 +129,7 @@ class IoTMagics(Magics):
 
     # -- the magic --------------------------------------------------------------------------
 
+    @no_var_expand  # parse() expands the command's words itself, never a payload
     @line_cell_magic
     def iot(self, line: str, cell: str | None = None) -> Any:
         """Live MQTT telemetry through this server's iotcable channels.
@@ -138,7 +141,7 @@ class IoTMagics(Magics):
         more about one.
         """
         try:
-            command = parse(line, cell)
+            command = parse(line, cell, self._expand)
         except HelpRequested as shown:
             print(shown.text)
             return None
@@ -153,6 +156,14 @@ class IoTMagics(Magics):
             # The library's errors say what went wrong and what to do; the traceback
             # (the cable's thread, futures) says nothing a user can act on.
             raise UsageError(f"%iot {command.name}: {_problem(exc)}") from None
+
+    def _expand(self, text: str) -> str:
+        """``$name`` and ``{expr}`` from the user's namespace, as IPython expands magic
+        lines (text that does not expand is left as it is, like IPython leaves it)."""
+        try:
+            return str(_FORMATTER.vformat(text, args=[], kwargs=dict(self.ip.user_ns)))
+        except Exception:
+            return text
 
     # -- subcommands --------------------------------------------------------------------------
 

@@ -347,3 +347,26 @@ def test_tab_in_ipython_uses_the_extensions_matcher(shell: InteractiveShell) -> 
     text = "impo"
     with provisionalcompleter():
         assert "import" in [c.text for c in shell.Completer.completions(text, len(text))]
+
+
+def test_variables_expand_in_the_words_but_never_in_a_payload(shell: InteractiveShell) -> None:
+    """IPython's ``$name`` / ``{expr}``: in the channel and topic, as in any magic; a JSON
+    payload's braces are left alone (and do not stop the topic's expansion)."""
+    from jupyter_iotcable.ipython.magics import _LOADED
+
+    expand = _LOADED[id(shell)]._expand
+    shell.user_ns.update(device="pump1", site="lyon", setpoint=25)
+    command = parse(
+        'publish commands --topic plant/$site/{device}/cmd {"setpoint": 25, "why": "$x {y}"}',
+        expand=expand,
+    )
+    assert command.options.topic == "plant/lyon/pump1/cmd"
+    assert command.payload == '{"setpoint": 25, "why": "$x {y}"}'
+    command = parse('tail telemetry --topic "plant/$site/+/env" -n {setpoint}', expand=expand)
+    assert (command.options.topic, command.options.rows) == ("plant/lyon/+/env", 25)
+    # As in a shell (and in IPython), single quotes keep a $ as it is.
+    command = parse("tail telemetry --topic 'plant/$site/+/env'", expand=expand)
+    assert command.options.topic == "plant/$site/+/env"
+    # What does not expand stays as typed, as IPython leaves it ($SYS topics, unknown names).
+    command = parse("subscribe telemetry --topic '$SYS/broker/#'", expand=expand)
+    assert command.options.topic == "$SYS/broker/#"

@@ -186,7 +186,8 @@ def test_publish_a_line_and_a_cell_reach_the_devices(
     run_cell(shell, "%iot subscribe commands --topic 'plant/magic-pub/+/cmd' --name log")
     log = shell.user_ns["log"]
     capsys.readouterr()
-    line = '%iot publish commands --topic plant/magic-pub/p1/cmd {"setpoint": 25}'
+    shell.user_ns["dev"] = "p1"  # IPython's $name, in the topic (not in the payload)
+    line = '%iot publish commands --topic plant/magic-pub/$dev/cmd {"setpoint": 25}'
     assert run(shell, line, capsys) == (True, "published to plant/magic-pub/p1/cmd\n", "")
     cell = (
         "%%iot publish commands --topic plant/magic-pub/p1/cmd\n"
