@@ -230,6 +230,9 @@ class CableEngine:
                 info = channel.public()
                 info["read"] = can_read
                 info["write"] = can_write
+                if can_write:
+                    # What a publish topic must match: the sidebar's publish form offers it.
+                    info["write_topics"] = list(channel.write_topics)
                 result.append(info)
         return result
 

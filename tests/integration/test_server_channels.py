@@ -196,5 +196,8 @@ async def test_channel_list_shows_what_the_user_may_do(jp_fetch: Any, iotcable: 
     assert set(channels) == {"telemetry", "commands", "numbers"}
     assert channels["telemetry"]["read"] is True and channels["telemetry"]["write"] is False
     assert channels["commands"]["write"] is True
+    # Writers learn what a publish topic must match; readers do not need it.
+    assert channels["commands"]["write_topics"] == ["plant/+/+/cmd"]
+    assert "write_topics" not in channels["telemetry"]
     assert channels["telemetry"]["columns"] == "plant/{site}/{device}/env"
     assert "read_principals" not in channels["telemetry"]
