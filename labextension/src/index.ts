@@ -1,8 +1,12 @@
 /**
  * jupyter-iotcable's JupyterLab plugin: the "IoT channels" sidebar, the status bar item
  * and the commands that open and refresh them. Everything talks to the iotcable server
- * extension of the page's own Jupyter server (REST for the lists and the status, the
- * cable websocket for live readings and broker events).
+ * extension of the page's own Jupyter server (REST for the lists, the status and
+ * publishing, the cable websocket for live readings and broker events).
+ *
+ * Its settings (schema/plugin.json: poll interval, readings shown per channel) are
+ * edited in Lab's Settings Editor and applied while Lab runs; its words go through Lab's
+ * translator (domain `jupyter_iotcable`).
  */
 
 import {
@@ -14,11 +18,13 @@ import {
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ServerConnection } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { refreshIcon } from '@jupyterlab/ui-components';
 
 import { iotIcon } from './icons';
-import { IoTModel } from './model';
+import { DEFAULT_SETTINGS, IoTModel } from './model';
 import { IoTPanel, PANEL_ID } from './panel';
 import { IoTStatusItem } from './statusitem';
 import { CableTransport } from './transport';
@@ -29,31 +35,41 @@ export namespace CommandIDs {
   export const refresh = 'iotcable:refresh';
 }
 
-const PALETTE_CATEGORY = 'IoT channels';
+const PLUGIN_ID = 'jupyter-iotcable:plugin';
 
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyter-iotcable:plugin',
+  id: PLUGIN_ID,
   description: 'IoT channels sidebar and broker status for the jupyter-iotcable server extension',
   autoStart: true,
-  optional: [ILabShell, ILayoutRestorer, ICommandPalette, IStatusBar],
+  optional: [
+    ILabShell,
+    ILayoutRestorer,
+    ICommandPalette,
+    IStatusBar,
+    ISettingRegistry,
+    ITranslator
+  ],
   activate: (
     app: JupyterFrontEnd,
     labShell: ILabShell | null,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
   ) => {
+    translator = translator ?? nullTranslator;
+    const trans = translator.load('jupyter_iotcable');
     const serverSettings = ServerConnection.makeSettings();
     const transport = new CableTransport({ serverSettings });
     const model = new IoTModel({ serverSettings, transport });
-    const panel = new IoTPanel(model);
-    panel.title.caption = 'IoT channels';
+    const panel = new IoTPanel(model, translator);
     app.shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, PANEL_ID);
 
     app.commands.addCommand(CommandIDs.open, {
-      label: 'Show IoT Channels',
-      caption: 'Open the IoT channels sidebar (channels, rates, broker health)',
+      label: trans.__('Show IoT Channels'),
+      caption: trans.__('Open the IoT channels sidebar (channels, rates, broker health)'),
       icon: iotIcon,
       execute: () => {
         if (labShell) {
@@ -64,25 +80,52 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     app.commands.addCommand(CommandIDs.refresh, {
-      label: 'Refresh IoT Channels',
-      caption: 'Fetch the channel list and the broker status again',
+      label: trans.__('Refresh IoT Channels'),
+      caption: trans.__('Fetch the channel list and the broker status again'),
       icon: refreshIcon,
       execute: () => model.refresh()
     });
     if (palette) {
-      palette.addItem({ command: CommandIDs.open, category: PALETTE_CATEGORY });
-      palette.addItem({ command: CommandIDs.refresh, category: PALETTE_CATEGORY });
+      const category = trans.__('IoT channels');
+      palette.addItem({ command: CommandIDs.open, category });
+      palette.addItem({ command: CommandIDs.refresh, category });
     }
 
     if (statusBar) {
-      const item = new IoTStatusItem(model, () => {
-        void app.commands.execute(CommandIDs.open);
-      });
+      const item = new IoTStatusItem(
+        model,
+        () => {
+          void app.commands.execute(CommandIDs.open);
+        },
+        translator
+      );
       statusBar.registerStatusItem('jupyter-iotcable:status', {
         item,
         align: 'left',
         rank: 4
       });
+    }
+
+    if (settingRegistry) {
+      // Settings load while the first poll runs; they apply when they arrive and on
+      // every change in the Settings Editor. Lab has validated them against the schema.
+      const apply = (settings: ISettingRegistry.ISettings) => {
+        const seconds = settings.get('pollInterval').composite as number;
+        const shown = settings.get('readingsShown').composite as number;
+        model.configure({
+          pollInterval: (seconds ?? DEFAULT_SETTINGS.pollInterval / 1000) * 1000,
+          readingsShown: shown ?? DEFAULT_SETTINGS.readingsShown
+        });
+      };
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          apply(settings);
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error(`jupyter-iotcable: could not load the settings of ${PLUGIN_ID}`, reason);
+        });
     }
 
     model.start();

@@ -3,13 +3,16 @@
  * read or write, their counters and rate history, the broker's health, and why there is
  * nothing to show when there is not (extension not enabled, not configured, forbidden).
  *
- * The status is polled every few seconds (paused while the browser tab is hidden); the
- * cable's `broker` events, when a socket is open, update the broker's state at once
+ * The status is polled by a `@lumino/polling` Poll, as JupyterLab's own services poll:
+ * every `pollInterval` (a setting), on standby while the browser tab is hidden, backing
+ * off while the server does not answer, and at once when the cable reconnects after a
+ * problem. The cable's `broker` events, when a socket is open, update the broker's state
  * between polls.
  */
 
 import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
@@ -19,17 +22,27 @@ import {
   IBrokerHealth,
   IChannelCounters,
   IChannelInfo,
-  IStatus,
-  PROBLEM_TEXT
+  IStatus
 } from './api';
 import { RateSeries } from './sparkline';
-import { CableTransport, IBrokerEvent } from './transport';
+import { CableTransport, IBrokerEvent, TransportState } from './transport';
 
-export interface IModelOptions {
+/** The settings of schema/plugin.json, as the model uses them. */
+export interface IModelSettings {
+  /** Milliseconds between status polls. */
+  pollInterval: number;
+  /** Readings an expanded channel shows. */
+  readingsShown: number;
+}
+
+export const DEFAULT_SETTINGS: IModelSettings = { pollInterval: 3000, readingsShown: 5 };
+
+/** The longest wait between polls while the server does not answer (ms). */
+const MAX_BACKOFF = 30_000;
+
+export interface IModelOptions extends Partial<IModelSettings> {
   serverSettings?: ServerConnection.ISettings;
   transport: CableTransport;
-  /** Milliseconds between status polls. */
-  pollInterval?: number;
   /** Seconds of rate history the sparklines show. */
   sparklineWindow?: number;
 }
@@ -51,15 +64,45 @@ export function brokerLevel(state: string | undefined): 'ok' | 'warn' | 'down' |
 
 export class IoTModel implements IDisposable {
   constructor(options: IModelOptions) {
-    this._settings = options.serverSettings ?? ServerConnection.makeSettings();
+    this.serverSettings = options.serverSettings ?? ServerConnection.makeSettings();
     this.transport = options.transport;
-    this._pollInterval = options.pollInterval ?? 3000;
     this.sparklineWindow = options.sparklineWindow ?? 300;
+    this._readingsShown = options.readingsShown ?? DEFAULT_SETTINGS.readingsShown;
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._fetch(),
+      frequency: pollFrequency(options.pollInterval ?? DEFAULT_SETTINGS.pollInterval),
+      name: 'jupyter-iotcable:status',
+      standby: 'when-hidden'
+    });
     this.transport.brokerChanged.connect(this._onBrokerEvent, this);
+    this.transport.stateChanged.connect(this._onTransportState, this);
   }
 
+  readonly serverSettings: ServerConnection.ISettings;
   readonly transport: CableTransport;
   readonly sparklineWindow: number;
+
+  /** Milliseconds between polls (while the server answers). */
+  get pollInterval(): number {
+    return this._poll.frequency.interval;
+  }
+
+  /** How many readings an expanded channel shows. */
+  get readingsShown(): number {
+    return this._readingsShown;
+  }
+
+  /** Apply the user's settings (the Settings Editor changes them while Lab runs). */
+  configure(settings: Partial<IModelSettings>): void {
+    if (settings.pollInterval !== undefined) {
+      this._poll.frequency = pollFrequency(settings.pollInterval);
+    }
+    if (settings.readingsShown !== undefined && settings.readingsShown !== this._readingsShown) {
+      this._readingsShown = settings.readingsShown;
+      this._changed.emit();
+    }
+  }
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -90,7 +133,7 @@ export class IoTModel implements IDisposable {
   /** The server's hint when the extension is installed but has no channels. */
   get notConfiguredHint(): string | null {
     const status = this._status;
-    return status && status.configured === false ? (status.hint ?? PROBLEM_TEXT.not_enabled) : null;
+    return status && status.configured === false ? (status.hint ?? '') : null;
   }
 
   /** Usable: the server answered, with channels configured. */
@@ -131,18 +174,20 @@ export class IoTModel implements IDisposable {
 
   /** Start polling (idempotent). */
   start(): void {
-    if (this._started || this._disposed) {
+    if (this._disposed) {
       return;
     }
-    this._started = true;
-    document.addEventListener('visibilitychange', this._onVisibility);
-    void this.refresh();
+    void this._poll.start();
   }
 
-  /** Poll now (and fetch the channel list again). */
+  /** Poll now, fetching the channel list again; resolves once that poll has run. */
   async refresh(): Promise<void> {
+    if (this._disposed) {
+      return;
+    }
     this._channelsStale = true;
-    await this._poll();
+    await this._poll.refresh();
+    await this._poll.tick;
   }
 
   dispose(): void {
@@ -150,56 +195,60 @@ export class IoTModel implements IDisposable {
       return;
     }
     this._disposed = true;
-    this._clearTimer();
-    document.removeEventListener('visibilitychange', this._onVisibility);
+    this._poll.dispose();
     this.transport.brokerChanged.disconnect(this._onBrokerEvent, this);
+    this.transport.stateChanged.disconnect(this._onTransportState, this);
     Signal.clearData(this);
   }
 
-  private async _poll(): Promise<void> {
-    this._clearTimer();
+  /**
+   * One poll: the status, and the channel list when it may have changed. Rejects when
+   * the server did not answer as it should, so that the Poll backs off.
+   */
+  private async _fetch(): Promise<void> {
     if (this._disposed) {
       return;
     }
     const serial = ++this._serial;
     try {
-      const status = await fetchStatus(this._settings);
+      const status = await fetchStatus(this.serverSettings);
       if (serial !== this._serial || this._disposed) {
         return;
       }
       const now = Date.now() / 1000;
       const configuredBefore = this._status?.configured !== false;
+      if (status.configured === false) {
+        this._channels = [];
+      } else if (
+        this._channelsStale ||
+        !configuredBefore ||
+        now - this._channelsAt > CHANNELS_REFRESH
+      ) {
+        const list = await fetchChannels(this.serverSettings);
+        if (serial !== this._serial || this._disposed) {
+          return;
+        }
+        this._channels = list.channels;
+        this._user = list.user;
+        this._channelsAt = now;
+        this._channelsStale = false;
+      }
       this._status = status;
       this._problem = null;
       this._updatedAt = now;
-      if (status.configured === false) {
-        this._channels = [];
-      } else {
-        if (this._channelsStale || !configuredBefore || now - this._channelsAt > CHANNELS_REFRESH) {
-          const list = await fetchChannels(this._settings);
-          if (serial !== this._serial || this._disposed) {
-            return;
-          }
-          this._channels = list.channels;
-          this._user = list.user;
-          this._channelsAt = now;
-          this._channelsStale = false;
-        }
-        for (const channel of this._channels) {
-          const counters = status.channels?.[channel.name];
-          if (counters) {
-            this.series(channel.name).add(now, counters.rate);
-          }
+      for (const channel of this._channels) {
+        const counters = status.channels?.[channel.name];
+        if (counters) {
+          this.series(channel.name).add(now, counters.rate);
         }
       }
+      this._changed.emit();
     } catch (error) {
       if (serial !== this._serial || this._disposed) {
         return;
       }
       const problem =
-        error instanceof ApiProblem
-          ? error
-          : new ApiProblem('server_error', `${PROBLEM_TEXT.server_error} (${String(error)})`);
+        error instanceof ApiProblem ? error : new ApiProblem('server_error', String(error));
       this._problem = problem;
       this._channelsStale = true;
       if (problem.kind !== 'unreachable' && problem.kind !== 'server_error') {
@@ -209,33 +258,17 @@ export class IoTModel implements IDisposable {
       }
       // Unreachable or failing: most likely a restart. Keep the channels (and what is
       // expanded, and its subscription, which reconnects by itself) until it answers.
-    }
-    this._changed.emit();
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    this._clearTimer();
-    if (!this._started || this._disposed || document.hidden) {
-      return;
-    }
-    this._timer = window.setTimeout(() => void this._poll(), this._pollInterval);
-  }
-
-  private _clearTimer(): void {
-    if (this._timer !== null) {
-      window.clearTimeout(this._timer);
-      this._timer = null;
+      this._changed.emit();
+      throw problem;
     }
   }
 
-  private _onVisibility = (): void => {
-    if (!document.hidden) {
-      void this._poll();
-    } else {
-      this._clearTimer();
+  /** The cable is back after a problem (a server restart): ask for the status now. */
+  private _onTransportState(_: CableTransport, state: TransportState): void {
+    if (state === 'connected' && this._problem !== null) {
+      void this._poll.refresh();
     }
-  };
+  }
 
   private _onBrokerEvent(_: CableTransport, event: IBrokerEvent): void {
     const status = this._status;
@@ -250,8 +283,8 @@ export class IoTModel implements IDisposable {
     this._changed.emit();
   }
 
-  private _settings: ServerConnection.ISettings;
-  private _pollInterval: number;
+  private _poll: Poll;
+  private _readingsShown: number;
   private _channels: IChannelInfo[] = [];
   private _user: string | null = null;
   private _status: IStatus | null = null;
@@ -261,11 +294,15 @@ export class IoTModel implements IDisposable {
   private _channelsAt = 0;
   private _channelsStale = true;
   private _serial = 0;
-  private _timer: number | null = null;
-  private _started = false;
   private _disposed = false;
   private _changed = new Signal<this, void>(this);
 }
 
 /** Seconds after which the channel list is fetched again (an admin may change it). */
 const CHANNELS_REFRESH = 30;
+
+/** Every `interval` ms; after failures up to 3 times longer each time, at most 30 s. */
+function pollFrequency(interval: number): { interval: number; backoff: boolean; max: number } {
+  const ms = Math.max(250, Math.round(interval));
+  return { interval: ms, backoff: true, max: Math.max(MAX_BACKOFF, ms) };
+}

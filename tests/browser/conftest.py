@@ -1,8 +1,10 @@
 """Browser tests of the JupyterLab extension: Debian's Chromium driven by Playwright.
 
-Each test gets a real Jupyter server (``LiveServer``: ``python -m jupyter_server`` with
-JupyterLab and the extension, as built and linked into the venv by ``.ci/setup``), the
-test's own mosquitto, and a fresh Chromium profile. The browser is ``/usr/bin/chromium``
+A test gets a real Jupyter server (``LiveServer``: ``python -m jupyter_server`` with
+JupyterLab and the extension, as built and linked into the venv by ``.ci/setup``), a
+real mosquitto, and a fresh Chromium profile: its own (``open_lab``) when it changes
+what it looks at, or one per module (``shared_browser_context``) for tests that only
+read from a server they share. The browser is ``/usr/bin/chromium``
 (Debian's package), never one Playwright downloads.
 """
 
@@ -48,9 +50,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def jp_asyncio_loop() -> None:
+    """Browser tests run no in-process Jupyter server (LiveServer is a subprocess), so
+    pytest-jupyter's autouse loop fixture has nothing to do here; it would close "the
+    current loop" after each test, which is Playwright's (still running) when a module
+    shares one browser."""
+
+
+@pytest.fixture
+def jp_server_cleanup() -> None:
+    """No in-process ServerApp to clean up (see jp_asyncio_loop)."""
+
+
+def _launch(pw: Playwright, profile: Path) -> BrowserContext:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run bash .ci/setup test"
+    assert BUILT.exists(), "the JupyterLab extension is not built: run bash .ci/setup test"
+    return pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 900},
+    )
+
+
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
-    # Per test: the sync API runs an event loop of its own, which must be gone before
-    # pytest-jupyter closes its loop at the test's teardown.
+    # One per module: the sync API runs an event loop of its own (one at a time in a
+    # thread), which must be gone before a module of pytest-jupyter tests starts theirs.
     with sync_playwright() as pw:
         yield pw
 
@@ -58,16 +85,23 @@ def playwright_session() -> Iterator[Playwright]:
 @pytest.fixture
 def browser_context(playwright_session: Playwright, tmp_path: Path) -> Iterator[BrowserContext]:
     """A Chromium with a fresh, empty profile (user-data-dir) for this test."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run bash .ci/setup test"
-    assert BUILT.exists(), "the JupyterLab extension is not built: run bash .ci/setup test"
     profile = tmp_path / "chromium-profile"
-    context = playwright_session.chromium.launch_persistent_context(
-        str(profile),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 900},
-    )
+    context = _launch(playwright_session, profile)
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_browser_context(
+    playwright_session: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """One Chromium for the tests of a module that share a server and only read from it
+    (starting Lab in a fresh browser costs 8-10 s a test on this machine)."""
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    context = _launch(playwright_session, profile)
     try:
         yield context
     finally:
@@ -115,20 +149,25 @@ def assert_lab_served(server: LiveServer) -> None:
 OpenLab = Callable[[LiveServer], Page]
 
 
+def open_lab_in(context: BrowserContext, server: LiveServer) -> Page:
+    """Open ``/lab?token=...`` of a server and wait until Lab and the extension are up."""
+    assert_lab_served(server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server.url}lab?token={server.token}", timeout=LAB_READY_TIMEOUT_MS)
+    # The status bar item appears once our plugin has activated.
+    page.locator(".jp-IoTCable-status").wait_for(timeout=LAB_READY_TIMEOUT_MS)
+    page.set_default_timeout(30_000)
+    assert not [e for e in errors if "iotcable" in e.lower()], errors
+    return page
+
+
 @pytest.fixture
 def open_lab(browser_context: BrowserContext) -> OpenLab:
     """Open ``/lab?token=...`` of a server and wait until Lab and the extension are up."""
 
     def open_(server: LiveServer) -> Page:
-        assert_lab_served(server)
-        page = browser_context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server.url}lab?token={server.token}", timeout=LAB_READY_TIMEOUT_MS)
-        # The status bar item appears once our plugin has activated.
-        page.locator(".jp-IoTCable-status").wait_for(timeout=LAB_READY_TIMEOUT_MS)
-        page.set_default_timeout(30_000)
-        assert not [e for e in errors if "iotcable" in e.lower()], errors
-        return page
+        return open_lab_in(browser_context, server)
 
     return open_

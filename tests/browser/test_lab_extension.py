@@ -2,30 +2,59 @@
 
 What a user sees: the IoT channels sidebar lists the channels they may use with their
 read/write flags; the broker shows connected; readings published by a device move the
-channel's rate and offset; expanding a channel shows its readings live; the status bar
-item shows the broker's state; a broker outage shows in both, and so does the recovery;
-a server without channels shows the admin's hint; a server without the server extension
-says so.
+channel's rate and offset; expanding a channel shows its readings live as `field = value`
+lines; a channel they may write to has a form that publishes and shows the server's
+answer; the Settings Editor changes how many readings are shown; the status bar item shows
+the broker's state; a broker outage shows in both, and so does the recovery; a server
+without channels shows the admin's hint; a server without the server extension says so.
+
+The tests that only read from their server (and publish, which only adds readings) share
+one server, one broker, one browser and one Lab page (``sidebar``); each leaves the panel
+as it found it (rows collapsed). Those that stop, restart or reconfigure a server get
+their own.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Locator, Page
 
 from tests.brokers import Mosquitto
-from tests.browser.conftest import NotEnabledServer, OpenLab
+from tests.browser.conftest import NotEnabledServer, OpenLab, open_lab_in
 from tests.browser.lab import open_panel, wait_until
-from tests.servers import LiveServer
+from tests.servers import TEST_CHANNELS, LiveServer
 
+#: The test channels and one a user may write but not read (numbers only).
+CHANNELS: dict[str, dict[str, Any]] = {
+    **TEST_CHANNELS,
+    "setpoints": {
+        "topics": ["plant/+/+/setpoint"],
+        "format": "number",
+        "write": ["*"],
+        "description": "setpoints for the pumps",
+    },
+}
 # TEST_CHANNELS (tests/servers.py): "secret" is readable by another user only.
-VISIBLE = {"telemetry": (True, False), "commands": (True, True), "numbers": (True, False)}
+VISIBLE = {
+    "telemetry": (True, False),
+    "commands": (True, True),
+    "numbers": (True, False),
+    "setpoints": (False, True),
+}
+CLOCK = re.compile(r"^\d\d:\d\d:\d\d$")
+CLOCK_MS = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
 
 
 def channel_rows(page: Page) -> dict[str, tuple[bool, bool]]:
@@ -41,6 +70,10 @@ def channel_rows(page: Page) -> dict[str, tuple[bool, bool]]:
     return result
 
 
+def row_of(page: Page, channel: str) -> Locator:
+    return page.locator(f'li.jp-IoTCable-channel[data-channel="{channel}"]')
+
+
 def broker_state(page: Page) -> str | None:
     return page.locator(".jp-IoTCable-broker").get_attribute("data-state")
 
@@ -50,23 +83,70 @@ def status_state(page: Page) -> str | None:
 
 
 def offset_of(page: Page, channel: str) -> int:
-    text = page.locator(
-        f'li.jp-IoTCable-channel[data-channel="{channel}"] .jp-IoTCable-offset'
-    ).get_attribute("data-offset")
+    text = row_of(page, channel).locator(".jp-IoTCable-offset").get_attribute("data-offset")
     return int(text) if text else -1
 
 
 def rate_of(page: Page, channel: str) -> float:
-    text = page.locator(f'li.jp-IoTCable-channel[data-channel="{channel}"]').get_attribute(
-        "data-rate"
-    )
+    text = row_of(page, channel).get_attribute("data-rate")
     return float(text) if text else 0.0
+
+
+def fields_of(reading: Locator) -> dict[str, str]:
+    """A reading's `field = value` lines as shown."""
+    return {key: value for key, value, _, _ in reading_of(reading)["fields"]}
+
+
+READING_JS = """node => ({
+    offset: node.dataset.offset,
+    time: node.querySelector('.jp-IoTCable-reading-time').textContent,
+    topic: node.querySelector('.jp-IoTCable-reading-topic').textContent,
+    topicTitle: node.querySelector('.jp-IoTCable-reading-topic').title,
+    eq: node.querySelector('.jp-IoTCable-field-eq')?.textContent,
+    fields: [...node.querySelectorAll('.jp-IoTCable-field-value')].map(value => [
+        value.previousElementSibling.previousElementSibling.textContent,
+        value.textContent, value.dataset.kind, value.title
+    ])
+})"""
+
+
+def reading_of(reading: Locator) -> dict[str, Any]:
+    """One reading as shown, read at once (the list is redrawn as readings arrive)."""
+    shown: dict[str, Any] = reading.evaluate(READING_JS)
+    return shown
+
+
+def subscribers(server: LiveServer, channel: str) -> int:
+    count: int = server.get("iotcable/api/status")["channels"][channel]["subscribers"]
+    return count
+
+
+def rest_publish(server: LiveServer, channel: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """What the REST endpoint answers to a publish (the sidebar's form uses it too)."""
+    req = urllib.request.Request(
+        f"{server.url}iotcable/api/channels/{channel}/publish",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 class Publisher:
     """A device publishing telemetry at a steady pace on its own thread (paho)."""
 
-    def __init__(self, mosquitto: Mosquitto, topic: str, per_second: float = 10.0) -> None:
+    def __init__(
+        self,
+        mosquitto: Mosquitto,
+        topic: str,
+        per_second: float = 10.0,
+        *,
+        with_time: bool = False,
+    ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -74,6 +154,7 @@ class Publisher:
         self.interval = 1.0 / per_second
         self.sent = 0
         self.marker = secrets.token_hex(4)
+        self.with_time = with_time
         self._stop = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self._client.connect("127.0.0.1", mosquitto.port)
@@ -84,7 +165,13 @@ class Publisher:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sent += 1
-            payload = {"temperature": 20.0 + self.sent / 10, "seq": self.sent, "m": self.marker}
+            payload: dict[str, Any] = {
+                "temperature": 20.0 + self.sent / 10,
+                "seq": self.sent,
+                "m": self.marker,
+            }
+            if self.with_time:
+                payload["ts"] = time.time()  # the device's clock, epoch seconds
             self._client.publish(self.topic, json.dumps(payload), qos=1)
 
     def stop(self) -> None:
@@ -94,96 +181,366 @@ class Publisher:
         self._client.disconnect()
 
 
-@pytest.fixture
-def publisher(mosquitto: Mosquitto, live_server: LiveServer) -> Iterator[Publisher]:
-    device = Publisher(mosquitto, "plant/lyon/pump1/env")
+class Device:
+    """A device listening to MQTT topics (paho): what the broker delivered to it."""
+
+    def __init__(self, mosquitto: Mosquitto, topic_filter: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.received: list[tuple[str, bytes]] = []
+        subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self._client.on_message = lambda _c, _u, msg: self.received.append(
+            (msg.topic, bytes(msg.payload))
+        )
+        self._client.on_subscribe = lambda *_: subscribed.set()
+        self._client.connect("127.0.0.1", mosquitto.port)
+        self._client.loop_start()
+        self._client.subscribe(topic_filter, qos=1)
+        assert subscribed.wait(10), "the device's subscription was not acknowledged"
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+# -- the shared server, broker, browser and page ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
     try:
-        yield device
+        yield broker
     finally:
-        device.stop()
+        broker.stop()
 
 
-def test_sidebar_lists_the_readable_channels_and_the_broker_connected(
-    live_server: LiveServer, open_lab: OpenLab, tmp_path: Path
-) -> None:
-    page = open_lab(live_server)
-    wait_until(lambda: status_state(page) == "connected", what="status bar: connected")
-    assert page.locator(".jp-IoTCable-status").get_attribute("data-level") == "ok"
+@pytest.fixture(scope="module")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, shared_broker: Mosquitto
+) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("server"), shared_broker, channels=CHANNELS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_page(shared_browser_context: BrowserContext, shared_server: LiveServer) -> Page:
+    page = open_lab_in(shared_browser_context, shared_server)
     open_panel(page)
     wait_until(lambda: channel_rows(page) == VISIBLE, what=f"channels {VISIBLE}")
+    return page
+
+
+@pytest.fixture
+def sidebar(shared_page: Page) -> Iterator[Page]:
+    """The shared Lab page with the sidebar open; its rows collapsed again afterwards."""
+    yield shared_page
+    for toggle in shared_page.locator('.jp-IoTCable-channel-toggle[aria-expanded="true"]').all():
+        toggle.click()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tests save what they saw: $IOTCABLE_SCREENSHOTS, else a temporary dir."""
+    wanted = os.environ.get("IOTCABLE_SCREENSHOTS")
+    if wanted:
+        Path(wanted).mkdir(parents=True, exist_ok=True)
+        return Path(wanted)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def device(shared_broker: Mosquitto) -> Iterator[Device]:
+    listener = Device(shared_broker, "plant/#")
+    try:
+        yield listener
+    finally:
+        listener.stop()
+
+
+# -- tests on the shared page ---------------------------------------------------------------
+
+
+def test_sidebar_lists_the_channels_with_their_facts_and_the_broker_connected(
+    sidebar: Page, shared_server: LiveServer
+) -> None:
+    page = sidebar
+    wait_until(lambda: status_state(page) == "connected", what="status bar: connected")
+    assert page.locator(".jp-IoTCable-status").get_attribute("data-level") == "ok"
     assert broker_state(page) == "connected"
     assert page.locator(".jp-IoTCable-broker-state").inner_text() == "Broker connected"
     assert page.locator(".jp-IoTCable-problem").is_hidden()
     # The flags are shown as badges, and said to screen readers.
-    commands = page.locator('li.jp-IoTCable-channel[data-channel="commands"]')
+    commands = row_of(page, "commands")
     assert commands.locator(".jp-IoTCable-flags").get_attribute("aria-label") == (
         "you may read and write"
     )
     assert commands.locator(".jp-IoTCable-flag").all_inner_texts() == ["R", "W"]
     # What the REST API says is what the panel shows.
-    listed = live_server.get("iotcable/api/channels")["channels"]
+    listed = shared_server.get("iotcable/api/channels")["channels"]
     assert {c["name"]: (c["read"], c["write"]) for c in listed} == VISIBLE
 
+    # A readable channel's facts, in words with the right plural.
+    numbers = row_of(page, "numbers")
+    facts = numbers.locator(".jp-IoTCable-facts")
+    assert facts.is_visible()
+    assert numbers.locator(".jp-IoTCable-subscribers").inner_text() == "0 subscribers"
+    assert numbers.locator(".jp-IoTCable-offset").inner_text() == "offset 0"
+    assert numbers.locator(".jp-IoTCable-history").inner_text() == "0 in history"
+    # A write-only channel has no counters: no facts row, no sparkline, no rate (the
+    # facts row used to show "0 subscribers, offset -" there: display: flex beat hidden).
+    setpoints = row_of(page, "setpoints")
+    assert setpoints.locator(".jp-IoTCable-flag").all_inner_texts() == ["W"]
+    assert setpoints.locator(".jp-IoTCable-facts").is_hidden()
+    assert setpoints.locator(".jp-IoTCable-sparkline").is_hidden()
+    assert setpoints.locator(".jp-IoTCable-rate").inner_text() == ""
+    assert "subscriber" not in setpoints.inner_text()
+    assert setpoints.locator(".jp-IoTCable-description").inner_text() == ("setpoints for the pumps")
 
-def test_readings_move_the_rate_and_offset_and_show_live_when_expanded(
-    live_server: LiveServer, open_lab: OpenLab, publisher: Publisher, tmp_path: Path
+
+def test_readings_show_as_field_lines_and_move_the_rate_and_offset(
+    sidebar: Page, shared_server: LiveServer, shared_broker: Mosquitto, screenshots: Path
 ) -> None:
-    page = open_lab(live_server)
-    open_panel(page)
-    wait_until(lambda: offset_of(page, "telemetry") > 0, what="telemetry offset > 0")
-    first = offset_of(page, "telemetry")
-    wait_until(lambda: rate_of(page, "telemetry") > 0, what="telemetry rate > 0")
-    wait_until(lambda: offset_of(page, "telemetry") > first, what="the offset to move on")
-    # The other channels got nothing.
-    assert offset_of(page, "numbers") in (-1, 0)
-    status = live_server.get("iotcable/api/status")["channels"]["telemetry"]
-    assert status["offset"] >= offset_of(page, "telemetry")
+    page = sidebar
+    publisher = Publisher(shared_broker, "plant/lyon/pump1/env", with_time=True)
+    try:
+        wait_until(lambda: offset_of(page, "telemetry") > 0, what="telemetry offset > 0")
+        first = offset_of(page, "telemetry")
+        wait_until(lambda: rate_of(page, "telemetry") > 0, what="telemetry rate > 0")
+        wait_until(lambda: offset_of(page, "telemetry") > first, what="the offset to move on")
+        # The other channels got nothing.
+        assert offset_of(page, "numbers") == 0
+        status = shared_server.get("iotcable/api/status")["channels"]["telemetry"]
+        assert status["offset"] >= offset_of(page, "telemetry")
 
-    # Expand (keyboard, as a user without a mouse would): a live reading appears.
-    toggle = page.locator(
-        'li.jp-IoTCable-channel[data-channel="telemetry"] .jp-IoTCable-channel-toggle'
+        # Expand (keyboard, as a user without a mouse would): live readings appear.
+        row = row_of(page, "telemetry")
+        toggle = row.locator(".jp-IoTCable-channel-toggle")
+        assert toggle.get_attribute("aria-expanded") == "false"
+        toggle.focus()
+        page.keyboard.press("Enter")
+        assert toggle.get_attribute("aria-expanded") == "true"
+        readings = row.locator(".jp-IoTCable-reading")
+        readings.first.wait_for()
+        wait_until(
+            lambda: fields_of(readings.first).get("m") == publisher.marker,
+            what="a live reading of ours",
+        )
+        assert row.locator(".jp-IoTCable-live-state").get_attribute("data-state") == "live"
+
+        # One reading: its time, the topic shortened by the channel's template
+        # (plant/{site}/{device}/env) with the whole topic on hover, then field = value.
+        top = reading_of(readings.first)
+        assert CLOCK.match(top["time"]), top
+        assert top["topic"] == "lyon/pump1"
+        assert top["topicTitle"] == "plant/lyon/pump1/env\nsite = lyon, device = pump1"
+        assert top["eq"] == " = "
+        keys = [key for key, _, _, _ in top["fields"]]
+        assert keys == ["temperature", "seq", "m", "ts"], top
+        (_, temperature, kind, exact), (_, seq_text, _, _), _, (_, ts, ts_kind, ts_title) = top[
+            "fields"
+        ]
+        seq = int(seq_text)
+        assert seq >= 1
+        # Rounded for the eye (20.0 + seq / 10 is 21.299999999999997 at seq 13), the exact
+        # value on hover...
+        assert (temperature, kind) == (f"{20.0 + seq / 10:.6g}", "number")
+        assert float(exact) == 20.0 + seq / 10
+        # ...and the device's epoch clock as a time of day, its date and raw value on hover.
+        assert CLOCK_MS.match(ts), ts
+        assert ts_kind == "time"
+        assert re.match(r"^\d{4}-\d\d-\d\dT.* \(\d+\.\d+\)$", ts_title), ts_title
+        newest = top["offset"]
+
+        # Newest first, still arriving, and never more than the setting's 5.
+        wait_until(lambda: readings.first.get_attribute("data-offset") != newest, what="newer")
+        wait_until(lambda: readings.count() == 5, what="5 readings shown")
+        # The server counts our subscriber, and the panel says so in the singular.
+        wait_until(lambda: subscribers(shared_server, "telemetry") == 1, what="our subscription")
+        wait_until(
+            lambda: row.locator(".jp-IoTCable-subscribers").inner_text() == "1 subscriber",
+            what="'1 subscriber'",
+        )
+        # The sparkline has a line once two polls have happened.
+        wait_until(
+            lambda: bool(row.locator(".jp-IoTCable-sparkline path").get_attribute("d")),
+            what="the sparkline",
+        )
+        shot = screenshots / "sidebar-readings.png"
+        page.locator("#jupyter-iotcable-panel").screenshot(path=str(shot))
+        assert shot.stat().st_size > 1000
+
+        # Collapse: the subscription ends on the server too.
+        toggle.focus()
+        page.keyboard.press("Enter")
+        assert toggle.get_attribute("aria-expanded") == "false"
+        wait_until(lambda: subscribers(shared_server, "telemetry") == 0, what="unsubscribed")
+    finally:
+        publisher.stop()
+
+
+def test_the_publish_form_sends_a_command_and_shows_the_servers_answer(
+    sidebar: Page, shared_server: LiveServer, device: Device, screenshots: Path
+) -> None:
+    page = sidebar
+    row = row_of(page, "commands")
+    row.locator(".jp-IoTCable-channel-toggle").click()
+    form = row.locator("form.jp-IoTCable-publish")
+    form.wait_for()
+    assert form.get_attribute("aria-label") == "Publish to commands"
+    topic = form.get_by_label("Topic")
+    payload = form.get_by_label("Payload (JSON)")
+    send = form.get_by_role("button", name="Send")
+    result = form.locator(".jp-IoTCable-publish-result")
+    # The filters a topic must match, as the server lists them for writers.
+    assert form.locator(".jp-IoTCable-publish-hint").inner_text() == (
+        "One topic matching plant/+/+/cmd"
     )
-    assert toggle.get_attribute("aria-expanded") == "false"
-    toggle.focus()
-    page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-expanded") == "true"
-    readings = page.locator('li.jp-IoTCable-channel[data-channel="telemetry"] .jp-IoTCable-reading')
-    readings.first.wait_for()
-    wait_until(
-        lambda: publisher.marker in readings.first.inner_text(), what="a live reading of ours"
+    assert topic.get_attribute("placeholder") == "plant/+/+/cmd"
+
+    # Send a command: the answer is shown, the device gets it, and the channel (readable
+    # too) shows it as a reading.
+    topic.fill("plant/lyon/pump1/cmd")
+    payload.fill('{"setpoint": 25}')
+    send.click()
+    wait_until(lambda: result.get_attribute("data-state") == "ok", what="the server's ok")
+    text = result.inner_text()
+    assert text.startswith("Sent to plant/lyon/pump1/cmd at "), text
+    assert CLOCK.match(text.rsplit(" ", 1)[1])
+    wait_until(lambda: bool(device.received), what="the device to receive the command")
+    assert device.received == [("plant/lyon/pump1/cmd", b'{"setpoint":25}')]
+    reading = row.locator(".jp-IoTCable-reading").first
+    reading.wait_for()
+    wait_until(lambda: fields_of(reading) == {"setpoint": "25"}, what="the command as a reading")
+    assert reading.locator(".jp-IoTCable-reading-topic").inner_text() == "lyon/pump1"
+    # Ctrl+Enter in the payload sends too.
+    payload.fill('{"setpoint": 26}')
+    payload.press("Control+Enter")
+    wait_until(lambda: len(device.received) == 2, what="the second command")
+    assert device.received[1] == ("plant/lyon/pump1/cmd", b'{"setpoint":26}')
+    wait_until(lambda: result.get_attribute("data-state") == "ok", what="ok again")
+
+    # A topic outside the channel: the server refuses, and its reason is shown as it is.
+    _, refused = rest_publish(
+        shared_server, "commands", {"topic": "plant/lyon/pump1/env", "payload": {"setpoint": 1}}
     )
-    live = page.locator('li.jp-IoTCable-channel[data-channel="telemetry"] .jp-IoTCable-live-state')
-    assert live.get_attribute("data-state") == "live"
-    assert "plant/lyon/pump1/env" in readings.first.inner_text()
-    # Newest first, and still arriving: a later reading replaces the top one.
-    top = readings.first.get_attribute("data-offset")
-    wait_until(lambda: readings.first.get_attribute("data-offset") != top, what="newer reading")
-    # The server counts our subscriber.
-    wait_until(
-        lambda: live_server.get("iotcable/api/status")["channels"]["telemetry"]["subscribers"] >= 1,
-        what="the panel's subscription on the server",
-    )
-    # The sparkline has a line once two polls have happened.
-    wait_until(
-        lambda: bool(
-            page.locator(
-                'li.jp-IoTCable-channel[data-channel="telemetry"] .jp-IoTCable-sparkline path'
-            ).get_attribute("d")
-        ),
-        what="the sparkline",
-    )
-    shot = tmp_path / "panel.png"
+    assert refused["ok"] is False
+    publishes = shared_server.get("iotcable/api/status")["publishes"]
+    topic.fill("plant/lyon/pump1/env")
+    payload.fill('{"setpoint": 1}')
+    send.click()
+    wait_until(lambda: result.get_attribute("data-state") == "refused", what="the refusal")
+    assert result.inner_text() == f"Refused: {refused['reason']}"
+    assert "outside channel 'commands'" in refused["reason"]
+    assert topic.get_attribute("aria-invalid") == "true"
+    after = shared_server.get("iotcable/api/status")["publishes"]
+    assert after == {"ok": publishes["ok"], "refused": publishes["refused"] + 1}
+
+    # Malformed JSON is caught before anything is sent, with V8's words and position.
+    topic.fill("plant/lyon/pump1/cmd")
+    payload.fill('{"setpoint": 25')
+    send.click()
+    assert result.get_attribute("data-state") == "invalid"
+    assert result.inner_text().startswith(
+        "Not sent: the payload is not JSON: "
+        "Expected ',' or '}' after property value in JSON at position 15"
+    ), result.inner_text()
+    assert payload.get_attribute("aria-invalid") == "true"
+    assert payload.evaluate("node => node.selectionStart") == 15
+    assert shared_server.get("iotcable/api/status")["publishes"] == after
+    assert len(device.received) == 2
+
+    shot = screenshots / "sidebar-publish.png"
     page.locator("#jupyter-iotcable-panel").screenshot(path=str(shot))
-    page.screenshot(path=str(tmp_path / "lab.png"))
-    assert shot.stat().st_size > 1000
 
-    # Collapse: the subscription ends on the server too.
-    page.keyboard.press("Enter")
-    assert toggle.get_attribute("aria-expanded") == "false"
-    wait_until(
-        lambda: live_server.get("iotcable/api/status")["channels"]["telemetry"]["subscribers"] == 0,
-        what="the subscription to end",
-    )
+
+def test_a_write_only_channel_publishes_numbers_and_says_it_cannot_be_read(
+    sidebar: Page, shared_server: LiveServer, device: Device
+) -> None:
+    page = sidebar
+    row = row_of(page, "setpoints")
+    row.locator(".jp-IoTCable-channel-toggle").click()
+    live = row.locator(".jp-IoTCable-live-state")
+    assert live.inner_text() == "You may write to this channel, not read it."
+    assert row.locator(".jp-IoTCable-reading").count() == 0
+    form = row.locator("form.jp-IoTCable-publish")
+    result = form.locator(".jp-IoTCable-publish-result")
+    form.get_by_label("Topic").fill("plant/lyon/pump1/setpoint")
+    payload = form.get_by_label("Payload (a number)")
+
+    # The server checks a number channel's payload with the channel's own decoder.
+    payload.fill("hot")
+    form.get_by_role("button", name="Send").click()
+    wait_until(lambda: result.get_attribute("data-state") == "refused", what="the refusal")
+    assert result.inner_text().startswith("Refused: channel format is 'number'")
+    assert payload.get_attribute("aria-invalid") == "true"
+
+    payload.fill("21.5")
+    form.get_by_role("button", name="Send").click()
+    wait_until(lambda: result.get_attribute("data-state") == "ok", what="the server's ok")
+    wait_until(lambda: bool(device.received), what="the device to get the setpoint")
+    assert device.received == [("plant/lyon/pump1/setpoint", b"21.5")]
+    # Nothing was subscribed for a channel that cannot be read.
+    assert "setpoints" not in shared_server.get("iotcable/api/status")["channels"]
+
+
+def test_the_settings_editor_changes_how_many_readings_are_shown(
+    sidebar: Page, shared_broker: Mosquitto, screenshots: Path
+) -> None:
+    """The schema (poll interval, readings shown) is in Lab's Settings Editor, and a
+    change there applies to the open sidebar at once."""
+    page = sidebar
+    publisher = Publisher(shared_broker, "plant/paris/pump7/env", per_second=20)
+    try:
+        row = row_of(page, "telemetry")
+        row.locator(".jp-IoTCable-channel-toggle").click()
+        readings = row.locator(".jp-IoTCable-reading")
+        wait_until(lambda: readings.count() == 5, what="the default 5 readings")
+
+        page.keyboard.press("Control+,")  # Settings Editor
+        entry = page.locator(".jp-PluginList-entry", has_text="IoT channels")
+        entry.click()
+        # The form editor names its inputs after the plugin and the setting (its titles
+        # are beside them, not <label>s).
+        form = page.locator(".jp-SettingsPanel")
+        field = form.locator('input[name$="jupyter-iotcable:plugin_readingsShown"]')
+        poll = form.locator('input[name$="jupyter-iotcable:plugin_pollInterval"]')
+        assert field.input_value() == "5"
+        assert poll.input_value() == "3"
+        assert form.get_by_text("Readings shown per channel").is_visible()
+        assert form.get_by_text("Status poll interval (seconds)").is_visible()
+        page.screenshot(path=str(screenshots / "settings-editor.png"))
+        field.fill("2")
+        wait_until(lambda: readings.count() == 2, what="2 readings shown")
+        time.sleep(0.5)  # more readings arrive: still 2
+        assert readings.count() == 2
+        field.fill("5")
+        wait_until(lambda: readings.count() == 5, what="5 readings again")
+    finally:
+        publisher.stop()
+        # Close the Settings Editor tab (its label is "Settings").
+        close = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Settings")
+        if close.count():
+            close.first.locator(".lm-TabBar-tabCloseIcon").click()
+
+
+# -- tests with their own server ------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server_publisher(mosquitto: Mosquitto, live_server: LiveServer) -> Iterator[Publisher]:
+    device = Publisher(mosquitto, "plant/lyon/pump1/env")
+    try:
+        yield device
+    finally:
+        device.stop()
 
 
 def test_a_broker_outage_and_its_recovery_show_in_the_panel_and_status_bar(
@@ -250,12 +607,13 @@ def test_a_server_without_the_server_extension_says_so(tmp_path: Path, open_lab:
 
 
 def test_live_readings_come_back_after_the_jupyter_server_restarts(
-    live_server: LiveServer, open_lab: OpenLab, publisher: Publisher
+    live_server: LiveServer, open_lab: OpenLab, live_server_publisher: Publisher
 ) -> None:
     """The transport reconnects (with backoff) to a restarted server and subscribes again."""
+    publisher = live_server_publisher
     page = open_lab(live_server)
     open_panel(page)
-    row = page.locator('li.jp-IoTCable-channel[data-channel="telemetry"]')
+    row = row_of(page, "telemetry")
     row.locator(".jp-IoTCable-channel-toggle").click()
     live = row.locator(".jp-IoTCable-live-state")
     readings = row.locator(".jp-IoTCable-reading")
@@ -276,9 +634,10 @@ def test_live_readings_come_back_after_the_jupyter_server_restarts(
     # shows readings published after the restart.
     wait_until(lambda: live.get_attribute("data-state") == "live", timeout=90, what="live again")
     wait_until(
-        lambda: int(json.loads(readings.first.locator("code").inner_text())["seq"]) > before,
+        lambda: int(fields_of(readings.first).get("seq", "0")) > before,
         timeout=60,
         what="a reading published after the restart",
     )
-    wait_until(lambda: problem.is_hidden(), what="the problem to clear")
+    # The cable's reconnect asks for the status at once (the poll had backed off).
+    wait_until(lambda: problem.is_hidden(), timeout=10, what="the problem to clear")
     assert row.locator(".jp-IoTCable-channel-toggle").get_attribute("aria-expanded") == "true"
