@@ -43,7 +43,7 @@ class MemoryBridge:
     # -- the Bridge interface ---------------------------------------------------------
 
     async def start(self) -> None:
-        self._set_state(BrokerState.CONNECTED, "connected to the memory broker")
+        self.connect()
 
     async def stop(self) -> None:
         self._set_state(BrokerState.DISCONNECTED, "stopped")
@@ -90,6 +90,10 @@ class MemoryBridge:
         self.messages_in += 1
         self.sink.on_message(topic, data, self.clock() if received_at is None else received_at)
         return True
+
+    def connect(self) -> None:
+        """The link is up (what ``start`` does, callable without an event loop)."""
+        self._set_state(BrokerState.CONNECTED, "connected to the memory broker")
 
     def go_down(self, detail: str = "lost the connection to memory") -> None:
         """The link drops; the bridge retries (``reconnecting``)."""

@@ -34,7 +34,7 @@ from ..bridge import (
     default_client_id,
     parse_broker_url,
 )
-from .auth import HubOwner, fetch_hub_user
+from .auth import HubOwner, KernelToken, fetch_hub_user
 from .config import ConfigError, load_channels_file, parse_channels
 from .engine import CableEngine, EngineSettings
 from .limits import BucketMap
@@ -304,6 +304,7 @@ class IoTCableApp(ExtensionApp):
     )
 
     engine: CableEngine | None = None
+    kernel_token: KernelToken
     configured = False
     _link_error: ConfigError | None = None
     _env_password: str | None = None
@@ -489,12 +490,14 @@ class IoTCableApp(ExtensionApp):
             raise
         self.configured = True
         self.engine = CableEngine(channels, settings, _bridge_factory(broker))
+        self.kernel_token = KernelToken()
         owner = self.owner or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
         if os.environ.get("JUPYTERHUB_API_TOKEN"):
             self._hub_owner = HubOwner(owner)
         self.settings.update(
             {
                 "iotcable_engine": self.engine,
+                "iotcable_kernel_token": self.kernel_token,
                 "iotcable_owner": owner,
                 "iotcable_groups": groups,
                 "iotcable_hub_owner": self._hub_owner,
@@ -544,7 +547,7 @@ class IoTCableApp(ExtensionApp):
             # Kernels inherit the server's environment when they start, so these reach
             # every kernel started from now on (and only iotcable accepts the token).
             os.environ["IOTCABLE_URL"] = url_path_join(serverapp.connection_url, "")
-            os.environ["IOTCABLE_TOKEN"] = self.engine.kernel_token.value
+            os.environ["IOTCABLE_TOKEN"] = self.kernel_token.value
         self.log.info(
             "jupyter_iotcable: %d channel(s) at %s",
             len(self.engine.channels),
@@ -576,7 +579,7 @@ class IoTCableApp(ExtensionApp):
                 await self._hub_task
         if self.engine is not None:
             await self.engine.stop()
-            if os.environ.get("IOTCABLE_TOKEN") == self.engine.kernel_token.value:
+            if os.environ.get("IOTCABLE_TOKEN") == self.kernel_token.value:
                 os.environ.pop("IOTCABLE_TOKEN", None)
                 os.environ.pop("IOTCABLE_URL", None)
         package = logging.getLogger(PACKAGE_LOGGER)

@@ -1,7 +1,8 @@
-"""Who is asking, and what may they do: principals and the kernel-scoped token.
+"""Who is asking inside a Jupyter server: Jupyter users as identities, the kernel token.
 
-Authentication is Jupyter's (token or cookie, through the server's IdentityProvider);
-this module adds two things:
+The engine's side of the question (``Identity``, ``allowed``, ``Access``) is in
+:mod:`.access`, which does not depend on jupyter_server. Authentication is Jupyter's
+(token or cookie, through the server's IdentityProvider); this module adds two things:
 
 - the *kernel token*: minted at start, exported to kernels as ``IOTCABLE_TOKEN``, and
   accepted by the iotcable handlers only. A kernel can then read telemetry without
@@ -22,7 +23,6 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,16 +31,22 @@ from jupyter_server.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httputil import HTTPServerRequest
 
+from .access import Identity, allowed
+
+__all__ = [
+    "HubOwner",
+    "Identity",
+    "KernelToken",
+    "allowed",
+    "fetch_hub_user",
+    "hub_groups",
+    "identity_of",
+    "kernel_token_user",
+    "model_groups",
+    "request_token",
+]
+
 TOKEN_HEADER = re.compile(r"(?:token|bearer)\s+(\S+)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The user as the channel rules see them."""
-
-    username: str
-    groups: frozenset[str]
-    via_kernel_token: bool = False
 
 
 class KernelToken:
@@ -172,15 +178,3 @@ def identity_of(
     groups = set(hub_groups(user)) if under_hub else set()
     groups.update(g for g, members in configured_groups.items() if username in members)
     return Identity(username, frozenset(groups), via_kernel_token)
-
-
-def allowed(principals: Sequence[str], who: Identity) -> bool:
-    for p in principals:
-        if p == "*":
-            return True
-        kind, _, name = p.partition(":")
-        if kind == "user" and name == who.username:
-            return True
-        if kind == "group" and name in who.groups:
-            return True
-    return False

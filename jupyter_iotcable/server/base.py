@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.utils import ensure_async
 from tornado import web
 
-from .auth import HubOwner, Identity, allowed, identity_of, kernel_token_user, request_token
+from .access import Identity, PrincipalAccess, allowed
+from .auth import HubOwner, KernelToken, identity_of, kernel_token_user, request_token
 
 if TYPE_CHECKING:
     from .engine import CableEngine
@@ -32,7 +33,8 @@ class IoTCableAuthMixin:
 
     async def prepare(self, *args: Any, **kwargs: Any) -> Any:
         token = request_token(self.request)  # type: ignore[attr-defined]
-        if self.engine.kernel_token.matches(token):
+        kernel_token: KernelToken = self.settings["iotcable_kernel_token"]  # type: ignore[attr-defined]
+        if kernel_token.matches(token):
             if not self.check_host():  # type: ignore[attr-defined]
                 raise web.HTTPError(403)
             self._via_kernel_token = True
@@ -79,6 +81,12 @@ class IoTCableAuthMixin:
 
     def allowed(self, principals: tuple[str, ...] | list[str]) -> bool:
         return allowed(principals, self.identity)
+
+    async def access_of_user(self) -> PrincipalAccess:
+        """What this request's user may do: the Authorizer asked once per action."""
+        return PrincipalAccess(
+            self.identity, await self.authorized_for("read"), await self.authorized_for("write")
+        )
 
     async def authorized_for(self, action: str) -> bool:
         """The server's Authorizer decision, for the kernel token too (as the owner).

@@ -21,19 +21,19 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..bridge.interface import Bridge, BridgeError, BridgeFactory
 from ..hub import Hub
 from ..protocol import BrokerState, ChannelRef
 from . import metrics
-from .auth import Identity, KernelToken, allowed
 from .config import ChannelConfig
 from .publish import PublishRefused, check_topic, encode_payload
 
 if TYPE_CHECKING:
-    from ..protocol import DisconnectReason
+    from .access import Access
+    from .session import CableSession
 
 log = logging.getLogger("jupyter_iotcable.server")
 
@@ -59,14 +59,6 @@ class EngineSettings:
     # Seconds a too_slow client has to read what was already sent before its disconnect
     # frame goes out; after that the socket is dropped.
     too_slow_grace: float = 10.0
-
-
-class CableSocket(Protocol):
-    """What the engine needs from a connected websocket handler."""
-
-    def send_broker_event(self, state: str, detail: str) -> None: ...
-    def send_keepalive(self, now: float) -> None: ...
-    def shutdown(self, reason: DisconnectReason, *, reconnect: bool) -> None: ...
 
 
 @dataclass
@@ -99,8 +91,7 @@ class CableEngine:
         self.epoch = f"{int(time.time()):x}{secrets.token_hex(3)}"
         self.started_at = time.time()
         self.hub = Hub([c.spec() for c in self.channels.values()], self.epoch, self.started_at)
-        self.kernel_token = KernelToken()
-        self.connections: set[CableSocket] = set()
+        self.connections: set[CableSession] = set()
         self.sessions: dict[str, SavedSession] = {}
         self.health = BrokerHealth()
         self.bridge: Bridge = bridge(self.hub.filters, self)
@@ -133,7 +124,7 @@ class CableEngine:
             await asyncio.sleep(self.settings.ping_interval)
             now = time.time()
             for conn in list(self.connections):
-                conn.send_keepalive(now)
+                conn.ping(now)
             self.hub.trim(now)
             for sid in [s for s, saved in self.sessions.items() if saved.expires_at < now]:
                 del self.sessions[sid]
@@ -156,7 +147,7 @@ class CableEngine:
         )
         metrics.BROKER_CONNECTED.set(1 if state is BrokerState.CONNECTED else 0)
         for conn in list(self.connections):
-            conn.send_broker_event(state.value, detail)
+            conn.broker_event(state, detail)
 
     def on_session_lost(self, detail: str) -> None:
         # What the broker held for us during the outage is gone. Reporting it as a gap
@@ -182,20 +173,19 @@ class CableEngine:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def register(self, conn: CableSocket) -> None:
+    def register(self, conn: CableSession) -> None:
         self.connections.add(conn)
         metrics.CONNECTIONS.set(len(self.connections))
 
-    def unregister(
-        self, conn: CableSocket, sid: str, who: Identity | None, refs: dict[str, ChannelRef]
-    ) -> None:
+    def unregister(self, conn: CableSession, username: str, refs: dict[str, ChannelRef]) -> None:
+        """A connection closed: keep its subscriptions ``session_ttl`` seconds for resume."""
         self.connections.discard(conn)
         metrics.CONNECTIONS.set(len(self.connections))
-        if who is not None and refs:
-            self.sessions[sid] = SavedSession(
-                who.username, dict(refs), time.time() + self.settings.session_ttl
+        if refs:
+            self.sessions[conn.sid] = SavedSession(
+                username, dict(refs), time.time() + self.settings.session_ttl
             )
-            self._evict_sessions(who.username)
+            self._evict_sessions(username)
 
     def _evict_sessions(self, username: str) -> None:
         """Keep at most the newest sessions, per user and overall (dicts keep their order).
@@ -210,22 +200,22 @@ class CableEngine:
         for sid in list(self.sessions)[: max(0, len(self.sessions) - settings.max_sessions)]:
             del self.sessions[sid]
 
-    def take_session(self, sid: str, who: Identity) -> dict[str, ChannelRef] | None:
+    def take_session(self, sid: str, username: str) -> dict[str, ChannelRef] | None:
+        """The subscriptions ``username`` had on the connection ``sid``, once."""
         saved = self.sessions.get(sid)
-        if saved is None or saved.expires_at < time.time() or saved.username != who.username:
+        if saved is None or saved.expires_at < time.time() or saved.username != username:
             return None
         del self.sessions[sid]
         return saved.refs
 
     # -- what users see ---------------------------------------------------------------
 
-    def channel_list(
-        self, who: Identity, authz_read: bool, authz_write: bool
-    ) -> list[dict[str, object]]:
+    def channel_list(self, access: Access) -> list[dict[str, object]]:
+        """The channels this user may read or write, with what they may do."""
         result = []
         for channel in self.channels.values():
-            can_read = authz_read and allowed(channel.read, who)
-            can_write = authz_write and allowed(channel.write, who)
+            can_read = access.can_read(channel) is None
+            can_write = access.can_write(channel) is None
             if can_read or can_write:
                 info = channel.public()
                 info["read"] = can_read

@@ -34,9 +34,7 @@ class ChannelsHandler(IoTCableAPIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        read_ok = await self.authorized_for("read")
-        write_ok = await self.authorized_for("write")
-        channels = self.engine.channel_list(self.identity, read_ok, write_ok)
+        channels = self.engine.channel_list(await self.access_of_user())
         self.write_json(200, {"channels": channels, "user": self.identity.username})
 
 

@@ -7,7 +7,9 @@
 - pandas and ipywidgets only in the leaves (frames.py, widgets.py), so that
   ``import jupyter_iotcable`` stays fast;
 - IPython only in the IPython extension (ipython/), a leaf over the client that never
-  imports server/ or bridge/.
+  imports server/ or bridge/;
+- the engine side of server/ (the engine, the sessions, their tornado adapter, access,
+  config) never imports jupyter_server: a JupyterHub service runs it without one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ ROOT = "jupyter_iotcable"
 CORE = ("protocol", "topics", "readings", "hub")
 LEAVES = ("frames", "widgets")
 IPYTHON_EXTENSION = "ipython"
+# server/ modules that run outside a Jupyter server too (issue 13's hub service).
+WITHOUT_JUPYTER_SERVER = (
+    "access",
+    "cable_socket",
+    "codec",
+    "config",
+    "engine",
+    "limits",
+    "metrics",
+    "publish",
+    "session",
+)
 # Calls that import the module named by their first argument.
 DYNAMIC_IMPORTS = ("import_module", "__import__")
 
@@ -121,6 +135,12 @@ def violations(path: Path, package: Path = PACKAGE) -> list[str]:
                 f"ipython/ is a leaf over the client, it must not import server/ or bridge/: "
                 f"{module} -> {imported}"
             )
+        if (
+            top == "jupyter_server"
+            and layer == "server"
+            and module.split(".")[2:3] in [[name] for name in WITHOUT_JUPYTER_SERVER]
+        ):
+            found.append(f"{module} runs without a Jupyter server: it must not import {imported}")
         if layer == "server" and target == "client":
             found.append(f"server/ must not import client/: {module} -> {imported}")
         if layer == "client" and target in ("server", "bridge"):
@@ -199,6 +219,12 @@ def test_layering(path: Path) -> None:
             "from ..server.engine import CableEngine\n",
             "ipython/ is a leaf over the client, it must not import server/ or bridge/: "
             "jupyter_iotcable.ipython.evil -> jupyter_iotcable.server.engine",
+        ),
+        (
+            "server/session.py",
+            "from jupyter_server.base.handlers import JupyterHandler\n",
+            "jupyter_iotcable.server.session runs without a Jupyter server: it must not import "
+            "jupyter_server.base.handlers",
         ),
         (
             "server/evil.py",

@@ -70,6 +70,12 @@ def engine(iotcable: IoTCableApp) -> CableEngine:
     return iotcable.engine
 
 
+@pytest.fixture
+def kernel_token(iotcable: IoTCableApp) -> str:
+    """The token the extension exported to kernels (``IOTCABLE_TOKEN``)."""
+    return iotcable.kernel_token.value
+
+
 class Cable:
     """A raw ActionCable websocket for tests: JSON in, JSON out, with timeouts."""
 

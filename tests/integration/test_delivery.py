@@ -70,9 +70,9 @@ def publish_all(
 
 def handler_of(engine: CableEngine, sid: str) -> CableHandler:
     """The server side of the connection welcomed with ``sid``."""
-    for conn in engine.connections:
-        if isinstance(conn, CableHandler) and conn.conn is not None and conn.conn.sid == sid:
-            return conn
+    for session in engine.connections:
+        if session.sid == sid and isinstance(session.transport, CableHandler):
+            return session.transport
     raise AssertionError(f"no open connection with sid {sid}")
 
 
@@ -419,9 +419,9 @@ async def test_history_storm_from_a_client_that_never_reads_stays_within_the_bou
     peaks = {"unsent": 0, "outbox": 0, "rss": 0}
 
     def watch() -> None:
-        assert handler.outbox is not None
+        assert handler.session is not None
         peaks["unsent"] = max(peaks["unsent"], unsent_bytes(handler))
-        peaks["outbox"] = max(peaks["outbox"], handler.outbox.used)
+        peaks["outbox"] = max(peaks["outbox"], handler.session.outbox.used)
         peaks["rss"] = max(peaks["rss"], rss() - rss_before)
 
     # From here on nobody reads the sleeper, which asks for the whole ring again and again.
@@ -520,7 +520,7 @@ async def test_a_too_slow_client_that_reads_nothing_is_dropped_after_the_grace(
         ),
     )
     deadline = time.monotonic() + 60
-    while handler in engine.connections:
+    while handler.session in engine.connections:
         assert time.monotonic() < deadline, "the stuck connection is still open"
         await asyncio.sleep(0.1)
     # It never drained, so it never got the frame: the socket just ends.
@@ -660,9 +660,9 @@ async def test_a_client_that_does_not_read_is_not_read_either(
         unsent.append(unsent_bytes(handler))
         await asyncio.sleep(0.01)
     unsent.append(unsent_bytes(handler))
-    assert handler.outbox is not None
+    assert handler.session is not None
     assert max(unsent) <= 2 * bound, max(unsent)
-    assert handler.outbox.in_flight <= 2 * bound
+    assert handler.session.in_flight <= 2 * bound
     # Reading again, the client gets an answer to every frame.
     errors = 0
     while errors < frames:

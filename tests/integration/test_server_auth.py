@@ -13,7 +13,6 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from jupyter_iotcable.protocol import make_identifier
-from jupyter_iotcable.server.engine import CableEngine
 from tests.integration.conftest import CableFactory, rest_publish
 from tests.servers import TEST_CHANNELS
 
@@ -107,9 +106,9 @@ async def test_topic_outside_the_channel_is_rejected(
 
 
 async def test_kernel_token_opens_iotcable_and_nothing_else(
-    jp_fetch: Any, cable: CableFactory, engine: CableEngine
+    jp_fetch: Any, cable: CableFactory, kernel_token: str
 ) -> None:
-    token = engine.kernel_token.value
+    token = kernel_token
     assert os.environ["IOTCABLE_TOKEN"] == token
     assert os.environ["IOTCABLE_URL"].startswith("http")
     header = {"Authorization": f"token {token}"}
@@ -157,18 +156,14 @@ def iotcable_config() -> dict[str, Any]:
 @pytest.mark.parametrize("credential", ["server token", "kernel token"])
 async def test_user_and_group_principals_let_their_members_in(
     cable: CableFactory,
-    engine: CableEngine,
+    kernel_token: str,
     jp_serverapp: Any,
     credential: str,
     channel: str,
     read: bool,
     write: bool,
 ) -> None:
-    token = (
-        engine.kernel_token.value
-        if credential == "kernel token"
-        else jp_serverapp.identity_provider.token
-    )
+    token = kernel_token if credential == "kernel token" else jp_serverapp.identity_provider.token
     ws = await cable(headers={"Authorization": f"token {token}"})
     reply = await ws.subscribe(make_identifier(channel))
     assert reply["type"] == "confirm_subscription", reply

@@ -17,7 +17,6 @@ from jupyter_server.auth.identity import User
 from tornado.httpclient import HTTPClientError
 
 from jupyter_iotcable.protocol import make_identifier
-from jupyter_iotcable.server.engine import CableEngine
 from tests.brokers import Mosquitto
 from tests.integration.conftest import CableFactory, rest_publish
 from tests.integration.test_server_publish import Sniffer, _perform
@@ -74,9 +73,9 @@ def forget_calls() -> Iterator[None]:
 
 
 @pytest.fixture(params=["server token", "kernel token"])
-def token(request: pytest.FixtureRequest, engine: CableEngine, jp_serverapp: Any) -> str:
+def token(request: pytest.FixtureRequest, kernel_token: str, jp_serverapp: Any) -> str:
     if request.param == "kernel token":
-        return engine.kernel_token.value
+        return kernel_token
     server_token: str = jp_serverapp.identity_provider.token
     return server_token
 
@@ -85,18 +84,18 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-def assert_the_authorizer_was_asked(token: str, engine: CableEngine) -> None:
+def assert_the_authorizer_was_asked(token: str, kernel_token: str) -> None:
     """The Authorizer decided on write; for the kernel token, about the owner it acts as."""
     writes = [user for user, action, resource in ReadOnlyIoTCable.calls if action == "write"]
     assert writes, ReadOnlyIoTCable.calls
-    if token == engine.kernel_token.value:
+    if token == kernel_token:
         assert set(writes) == {"ann"}
     else:
         assert "ann" not in writes  # the server token's own (random) Jupyter user
 
 
 async def test_rest_publish_is_refused_by_the_authorizer(
-    jp_fetch: Any, engine: CableEngine, sniffer: Sniffer, token: str
+    jp_fetch: Any, kernel_token: str, sniffer: Sniffer, token: str
 ) -> None:
     with pytest.raises(HTTPClientError) as info:
         await rest_publish(
@@ -112,7 +111,7 @@ async def test_rest_publish_is_refused_by_the_authorizer(
         "reason": "you may not publish to channel 'commands'",
     }
     sniffer.assert_nothing()
-    assert_the_authorizer_was_asked(token, engine)
+    assert_the_authorizer_was_asked(token, kernel_token)
     # Reading is still allowed, and the channel list says what is what.
     listed = json.loads((await jp_fetch("iotcable", "api", "channels", headers=auth(token))).body)
     commands = next(c for c in listed["channels"] if c["name"] == "commands")
@@ -120,7 +119,7 @@ async def test_rest_publish_is_refused_by_the_authorizer(
 
 
 async def test_websocket_perform_is_refused_by_the_authorizer(
-    cable: CableFactory, engine: CableEngine, sniffer: Sniffer, token: str
+    cable: CableFactory, kernel_token: str, sniffer: Sniffer, token: str
 ) -> None:
     ws = await cable(headers=auth(token))
     identifier = make_identifier("commands")
@@ -133,7 +132,7 @@ async def test_websocket_perform_is_refused_by_the_authorizer(
     assert result["ok"] is False
     assert "may not publish to channel 'commands'" in result["reason"]
     sniffer.assert_nothing()
-    assert_the_authorizer_was_asked(token, engine)
+    assert_the_authorizer_was_asked(token, kernel_token)
 
 
 @pytest.mark.parametrize("authorizer_class", [NoIoTCable])

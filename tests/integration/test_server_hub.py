@@ -95,7 +95,7 @@ async def test_kernel_token_gets_the_owners_hub_groups(
     # Under a hub, the default client id comes from the hub, user and server name.
     assert str(iotcable.engine.bridge.status()["client_id"]).startswith("jupyter-iotcable-ann-")
 
-    kernel = await cable(headers={"Authorization": f"token {iotcable.engine.kernel_token.value}"})
+    kernel = await cable(headers={"Authorization": f"token {iotcable.kernel_token.value}"})
     reply = await kernel.subscribe(make_identifier("ops"))
     assert reply["type"] == "confirm_subscription", reply
     # The server's own token is not a hub user in this test: it has no hub groups.
