@@ -28,6 +28,8 @@ export interface IChannelInfo {
   write_topics?: string[];
   /** The payload field that holds a reading's time, when the channel names one. */
   time_field?: string | null;
+  /** Units of payload fields (`temperature` -> `°C`), as the admin configured them. */
+  units?: { [field: string]: string };
 }
 
 export interface IChannelList {

@@ -669,7 +669,11 @@ export class ChannelRow implements IDisposable {
         // An undecodable payload arrives as its raw text, with the error beside it.
         const { lines, more } = error
           ? payloadLines(payload, { maxLines: 1 })
-          : payloadLines(payload, { maxLines: FIELDS_SHOWN, timeField: info?.time_field });
+          : payloadLines(payload, {
+              maxLines: FIELDS_SHOWN,
+              timeField: info?.time_field,
+              units: info?.units
+            });
         for (const line of lines) {
           const key = el('span', 'jp-IoTCable-field-key', error ? trans.__('raw') : line.key);
           const value = el('span', 'jp-IoTCable-field-value', line.text);

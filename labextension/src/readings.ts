@@ -7,7 +7,8 @@
  *   template names them (`plant/{site}/{device}/env` turns `plant/lyon/pump1/env` into
  *   `lyon/pump1`); without a template, the levels a filter's `+` and `#` matched.
  * - A payload becomes `field = value` lines: nested objects flattened with dots, numbers
- *   rounded for the eye (the exact value in the line's title), and fields that hold a time
+ *   rounded for the eye (the exact value in the line's title) with the channel's unit for
+ *   the field, and fields that hold a time
  *   (the channel's `time_field`, or a time-like name with an epoch or ISO value) shown as a
  *   time of day rather than 1.7e9.
  */
@@ -168,7 +169,12 @@ function jsonText(value: JsonValue): string {
   }
 }
 
-function line(key: string, value: JsonValue, timeField: string | null | undefined): IFieldLine {
+function line(
+  key: string,
+  value: JsonValue,
+  timeField: string | null | undefined,
+  unit: string | undefined
+): IFieldLine {
   const time = fieldTime(key, value, timeField);
   if (time) {
     return {
@@ -179,7 +185,13 @@ function line(key: string, value: JsonValue, timeField: string | null | undefine
     };
   }
   if (typeof value === 'number') {
-    return { key, text: numberText(value), title: String(value), kind: 'number' };
+    const suffix = unit ? ` ${unit}` : '';
+    return {
+      key,
+      text: numberText(value) + suffix,
+      title: String(value) + suffix,
+      kind: 'number'
+    };
   }
   if (typeof value === 'string') {
     return { key, text: truncate(value), title: value, kind: 'string' };
@@ -201,12 +213,18 @@ function isObject(value: JsonValue): value is JsonObject {
 /**
  * A payload as `field = value` lines, at most `maxLines` (the count of the others in
  * `more`). An object gives one line per field (nested objects as `a.b`); any other value
- * one line named `value`.
+ * one line named `value`. A number whose field has a unit (the channel's `units`, by
+ * field name or dotted path) is followed by it.
  */
 export function payloadLines(
   payload: JsonValue,
-  options: { maxLines?: number; timeField?: string | null } = {}
+  options: {
+    maxLines?: number;
+    timeField?: string | null;
+    units?: { readonly [field: string]: string };
+  } = {}
 ): IPayloadLines {
+  const units = options.units ?? {};
   const maxLines = options.maxLines ?? 8;
   const lines: IFieldLine[] = [];
   let total = 0;
@@ -219,7 +237,9 @@ export function payloadLines(
     }
     total += 1;
     if (lines.length < maxLines) {
-      lines.push(line(prefix || 'value', value, options.timeField));
+      const key = prefix || 'value';
+      const unit = Object.prototype.hasOwnProperty.call(units, key) ? units[key] : undefined;
+      lines.push(line(key, value, options.timeField, unit));
     }
   };
   walk('', payload, isObject(payload) ? 0 : MAX_DEPTH);

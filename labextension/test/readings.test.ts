@@ -134,6 +134,27 @@ test('lines beyond the limit are counted, not shown; long values are cut', () =>
   assert.equal(cut.title, long);
 });
 
+test("a number is followed by its field's unit; other values are not", () => {
+  const units = { temperature: '°C', 'pos.x': 'm', status: 'x' };
+  const { lines } = payloadLines(
+    { temperature: 21.299999999999997, humidity: 45, pos: { x: 1.5 }, status: 'ok' },
+    { units }
+  );
+  assert.deepEqual(
+    lines.map(l => [l.key, l.text, l.title]),
+    [
+      ['temperature', '21.3 °C', '21.299999999999997 °C'],
+      ['humidity', '45', '45'],
+      ['pos.x', '1.5 m', '1.5 m'],
+      ['status', 'ok', 'ok']
+    ]
+  );
+  // A plain value has no field name to look a unit up by, unless the admin used `value`;
+  // and an inherited name (toString) is no unit.
+  assert.equal(payloadLines(21.5, { units: { value: 'V' } }).lines[0].text, '21.5 V');
+  assert.equal(payloadLines({ toString: 1 }, { units: {} }).lines[0].text, '1');
+});
+
 test('a value that is not an object is one line named value', () => {
   assert.deepEqual(
     payloadLines(21.5).lines.map(l => [l.key, l.text]),
