@@ -5,9 +5,13 @@ The hub sits between the bridge (MQTT messages in) and the websocket connections
 
 - every channel is one :class:`Stream` with an ``epoch`` (new per server start) and a
   monotonic ``offset``; a bounded ring keeps recent entries for ``history`` requests;
-- :meth:`Hub.ingest` decodes a message once per channel format, appends it to every
-  stream whose filters match, and pushes the entry into the :class:`Outbox` of every
-  subscription that wants it, in stream order;
+- :meth:`Hub.ingest` decodes a message once per channel format and encodes its payload
+  as JSON once (the :class:`Entry` keeps the JSON, not the decoded value), appends it to
+  every stream whose filters match, and pushes the entry into the :class:`Outbox` of every
+  subscriber that wants it, in stream order;
+- :meth:`Stream.frames` assembles a subscriber's frames from the encoded entries and
+  shares them: subscribers with the same identifier, frame shape and run of rows get the
+  same bytes (encode once, write many);
 - an :class:`Outbox` is the bounded outgoing queue of one connection. The I/O layer
   drains it with :meth:`Outbox.take` and reports bytes handed to the socket with
   :meth:`Outbox.sent` / :meth:`Outbox.flushed`. When queued plus unflushed bytes pass
@@ -35,8 +39,18 @@ from enum import StrEnum
 from itertools import islice
 
 from .protocol import HistoryRequest, Row, StreamPosition
+from .protocol.rows import (
+    JsonBytes,
+    batch_frame,
+    batch_row,
+    data_body,
+    data_frame,
+    encode_payload,
+    json_bytes,
+    with_dropped,
+)
 from .readings import Decoder, Reading
-from .topics import TopicIndex, matches
+from .topics import TopicIndex, TopicTemplate, matches
 
 #: Bytes counted per entry on top of topic and payload: a row's offset, time, quotes,
 #: brackets and commas in a batch frame.
@@ -51,6 +65,11 @@ FRAME_OVERHEAD = 160
 #: Entries a history replay looks at per chunk, at most, for each row it may return: a
 #: narrow topic filter over a long ring must not hold the event loop.
 SCAN_FACTOR = 8
+
+#: Frames a stream keeps for sharing among subscribers (cleared when full); topics whose
+#: JSON the hub keeps (one copy per topic, shared by its entries; cleared when full).
+SHARED_FRAMES = 256
+KNOWN_TOPICS = 10_000
 
 
 def utf8_len(text: str) -> int:
@@ -75,19 +94,36 @@ class ChannelSpec:
     history_limit: int = 1000
     history_ttl: float = 3600.0
     policy: Policy = Policy.CONFLATE
+    # Topic levels -> the ``columns`` of data frames (batch frames leave them to clients).
+    columns: TopicTemplate | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Entry:
-    """One reading in one stream, at its offset. ``size`` approximates its wire bytes."""
+    """One reading in one stream, at its offset, as it goes on the wire.
+
+    The payload is kept as its JSON (``payload``), encoded once when the reading came:
+    what history costs in memory is about what it sends, and every frame is assembled
+    from these bytes. ``size`` approximates the reading's bytes in a frame.
+    """
 
     offset: int
-    reading: Reading
+    topic: str
+    topic_json: bytes
+    time: float
+    received_at: float
+    payload: bytes
+    error: str | None
     size: int
 
+    def batch_row(self) -> bytes:
+        """This entry as a row of a ``batch`` frame."""
+        error = None if self.error is None else json_bytes(self.error)
+        return batch_row(self.offset, self.time, self.topic_json, self.payload, error)
+
     def row(self) -> Row:
-        r = self.reading
-        return (self.offset, r.time, r.topic, r.payload, r.error)
+        """The decoded row (for tests and tools; the server sends the bytes)."""
+        return (self.offset, self.time, self.topic, json.loads(self.payload), self.error)
 
 
 @dataclass(frozen=True)
@@ -146,14 +182,36 @@ class Stream:
         # cannot be fully answered any more.
         self._evicted_until = float("-inf")
         self.meter = RateMeter()
-        self._whole: set[Subscription] = set()
-        self._narrow: TopicIndex[Subscription] = TopicIndex()
+        self._whole: set[Subscriber] = set()
+        self._narrow: TopicIndex[Subscriber] = TopicIndex()
+        self.json = json_bytes(self.name)
+        self.epoch_json = json_bytes(epoch)
+        self._frames: dict[tuple[bool, str, int, int, int], bytes] = {}
+        self.frames_built = 0
+        self.frames_shared = 0
 
     # -- appending and trimming -------------------------------------------------------
 
-    def append(self, reading: Reading, size: int, now: float) -> Entry:
+    def append(
+        self,
+        reading: Reading,
+        topic_json: bytes,
+        payload: bytes,
+        error: str | None,
+        size: int,
+        now: float,
+    ) -> Entry:
         self.offset += 1
-        entry = Entry(self.offset, reading, size)
+        entry = Entry(
+            self.offset,
+            reading.topic,
+            topic_json,
+            reading.time,
+            reading.received_at,
+            payload,
+            error,
+            size,
+        )
         self.ring.append(entry)
         self.ring_bytes += size
         self.messages_in += 1
@@ -166,11 +224,11 @@ class Stream:
         limit = self.spec.history_limit
         horizon = now - self.spec.history_ttl
         ring = self.ring
-        while ring and (len(ring) > limit or ring[0].reading.received_at < horizon):
+        while ring and (len(ring) > limit or ring[0].received_at < horizon):
             old = ring.popleft()
             self.ring_bytes -= old.size
             self.evicted += 1
-            self._evicted_until = max(self._evicted_until, old.reading.time)
+            self._evicted_until = max(self._evicted_until, old.time)
 
     @property
     def oldest(self) -> int | None:
@@ -271,15 +329,83 @@ class Stream:
             )
         return self._replay(self.kept_from, topic_filter, gap, since=since)
 
+    # -- frames -----------------------------------------------------------------------
+
+    def frames(
+        self, sub: Subscriber, entries: Sequence[Entry], dropped: int, *, shared: bool = True
+    ) -> list[bytes]:
+        """``sub``'s frames for ``entries`` (offsets increasing), ``dropped`` on the first.
+
+        A frame is built once and shared with every subscriber that gets the same rows
+        under the same identifier in the same shape. A data frame holds one row: its
+        offset says which. A batch frame holds a run: the identifier names the filter,
+        so the same first and last offsets and count are the same rows as long as nothing
+        was taken out of the live run (``dropped`` is 0: a conflated run is not shared;
+        ``shared=False``: a history answer, which its request may have filtered).
+        """
+        frames: list[bytes] = []
+        if sub.batched:
+            share = shared and not dropped
+            step = sub.rows_per_frame
+            for i in range(0, len(entries), step):
+                chunk = entries[i : i + step]
+                key = (True, sub.identifier, chunk[0].offset, chunk[-1].offset, len(chunk))
+                frame = self._frames.get(key) if share else None
+                if frame is None:
+                    frame = batch_frame(
+                        sub.identifier_json,
+                        [e.batch_row() for e in chunk],
+                        self.json,
+                        self.epoch_json,
+                    )
+                    self._remember(share, key, frame)
+                else:
+                    self.frames_shared += 1
+                frames.append(frame)
+        else:
+            for entry in entries:
+                key = (False, sub.identifier, entry.offset, entry.offset, 1)
+                frame = self._frames.get(key)
+                if frame is None:
+                    frame = data_frame(sub.identifier_json, self._data_body(entry))
+                    self._remember(True, key, frame)
+                else:
+                    self.frames_shared += 1
+                frames.append(frame)
+        if dropped:
+            frames[0] = with_dropped(frames[0], dropped)
+        return frames
+
+    def _remember(self, share: bool, key: tuple[bool, str, int, int, int], frame: bytes) -> None:
+        self.frames_built += 1
+        if share:
+            if len(self._frames) >= SHARED_FRAMES:
+                self._frames.clear()
+            self._frames[key] = frame
+
+    def _data_body(self, entry: Entry) -> bytes:
+        template = self.spec.columns
+        columns = template.extract(entry.topic) if template is not None else None
+        return data_body(
+            self.json,
+            self.epoch_json,
+            entry.offset,
+            entry.time,
+            entry.topic_json,
+            entry.payload,
+            json_bytes(columns) if columns else None,
+            None if entry.error is None else json_bytes(entry.error),
+        )
+
     # -- subscribers ------------------------------------------------------------------
 
-    def attach(self, sub: Subscription) -> None:
+    def attach(self, sub: Subscriber) -> None:
         if sub.topic_filter is None:
             self._whole.add(sub)
         else:
             self._narrow.add(sub.topic_filter, sub)
 
-    def detach(self, sub: Subscription) -> None:
+    def detach(self, sub: Subscriber) -> None:
         if sub.topic_filter is None:
             self._whole.discard(sub)
         else:
@@ -289,7 +415,7 @@ class Stream:
     def subscriber_count(self) -> int:
         return len(self._whole) + len(self._narrow)
 
-    def subscribers_for(self, topic: str) -> Iterable[Subscription]:
+    def subscribers_for(self, topic: str) -> Iterable[Subscriber]:
         if self._whole:
             yield from self._whole
         if len(self._narrow):
@@ -328,9 +454,9 @@ class Replay:
         return start > self.last
 
     def wants(self, entry: Entry) -> bool:
-        if self.topic_filter is not None and not matches(self.topic_filter, entry.reading.topic):
+        if self.topic_filter is not None and not matches(self.topic_filter, entry.topic):
             return False
-        if self.since is None or entry.reading.time >= self.since:
+        if self.since is None or entry.time >= self.since:
             return True
         return self.live_from is not None and entry.offset >= self.live_from
 
@@ -413,12 +539,13 @@ class Replay:
             self.next_offset = evicted_to + 1
 
 
-@dataclass(eq=False)
-class Subscription:
+@dataclass(eq=False, slots=True)
+class Subscriber:
     """One confirmed, readable subscription of one connection (hashed by identity)."""
 
     outbox: Outbox
     identifier: str
+    identifier_json: bytes
     stream: Stream
     topic_filter: str | None
     policy: Policy
@@ -442,7 +569,7 @@ class Subscription:
         """Bytes ``entry`` adds to this subscription's frames."""
         if self.batched:
             return entry.size + -(-self.frame_bytes // self.rows_per_frame)
-        return entry.size + self.frame_bytes + utf8_len(entry.reading.topic)
+        return entry.size + self.frame_bytes + len(entry.topic_json)
 
     @property
     def queue_overhead(self) -> int:
@@ -492,7 +619,7 @@ class Pending:
 class Batch:
     """Entries for one subscription, ready to encode; ``dropped`` counts conflated ones."""
 
-    sub: Subscription
+    sub: Subscriber
     entries: list[Entry]
     dropped: int
 
@@ -503,7 +630,7 @@ class Outbox:
     def __init__(self, max_bytes: int = 1 << 20, *, wake: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
         self.wake = wake
-        self.pending: dict[Subscription, Pending] = {}
+        self.pending: dict[Subscriber, Pending] = {}
         self.pending_bytes = 0
         self.pending_rows = 0
         self.in_flight = 0  # bytes written to the transport and not yet flushed
@@ -514,7 +641,7 @@ class Outbox:
     def used(self) -> int:
         return self.pending_bytes + self.in_flight
 
-    def push(self, sub: Subscription, entry: Entry) -> None:
+    def push(self, sub: Subscriber, entry: Entry) -> None:
         if self.overflowed:
             return
         was_empty = self.pending_rows == 0
@@ -539,37 +666,37 @@ class Outbox:
         if was_empty and self.wake is not None:
             self.wake()
 
-    def _open(self, sub: Subscription) -> Pending:
+    def _open(self, sub: Subscriber) -> Pending:
         pending = self.pending.get(sub)
         if pending is None:
             pending = self.pending[sub] = Pending()
             self.pending_bytes += sub.queue_overhead
         return pending
 
-    def _replace(self, sub: Subscription, pending: Pending, entry: Entry) -> None:
+    def _replace(self, sub: Subscriber, pending: Pending, entry: Entry) -> None:
         assert pending.latest is not None
-        old = pending.latest.pop(entry.reading.topic, None)
+        old = pending.latest.pop(entry.topic, None)
         if old is not None:
             self._drop(sub, pending, old)
-        pending.latest[entry.reading.topic] = entry
+        pending.latest[entry.topic] = entry
         if pending.first_offset is None:
             pending.first_offset = entry.offset
 
-    def _drop(self, sub: Subscription, pending: Pending, old: Entry) -> None:
+    def _drop(self, sub: Subscriber, pending: Pending, old: Entry) -> None:
         pending.dropped += 1
         self.dropped_total += 1
         self.pending_bytes -= sub.cost(old)
         self.pending_rows -= 1
 
-    def _conflate(self, sub: Subscription, entry: Entry, cost: int) -> None:
+    def _conflate(self, sub: Subscriber, entry: Entry, cost: int) -> None:
         pending = self._open(sub)
         if pending.latest is None:
             # Switch to keeping the latest reading per topic; older ones count as dropped.
             latest: dict[str, Entry] = {}
             for e in pending.entries:
-                if e.reading.topic in latest:
-                    self._drop(sub, pending, latest.pop(e.reading.topic))
-                latest[e.reading.topic] = e
+                if e.topic in latest:
+                    self._drop(sub, pending, latest.pop(e.topic))
+                latest[e.topic] = e
             pending.entries = []
             pending.latest = latest
         self._replace(sub, pending, entry)
@@ -597,12 +724,12 @@ class Outbox:
                 batches.append(Batch(sub, entries, pending.dropped))
         return batches
 
-    def first_queued(self, sub: Subscription) -> int | None:
+    def first_queued(self, sub: Subscriber) -> int | None:
         """Offset of the first entry queued for ``sub`` since its last send, if any."""
         pending = self.pending.get(sub)
         return None if pending is None else pending.first_offset
 
-    def remove(self, sub: Subscription) -> list[Entry]:
+    def remove(self, sub: Subscriber) -> list[Entry]:
         """Take one subscription's queued entries out (in order) and return them."""
         pending = self.pending.pop(sub, None)
         if pending is None:
@@ -623,7 +750,12 @@ class Hub:
     """All streams of one server run, and the routing of readings to subscriptions."""
 
     def __init__(
-        self, channels: Sequence[ChannelSpec], epoch: str, started_at: float = float("-inf")
+        self,
+        channels: Sequence[ChannelSpec],
+        epoch: str,
+        started_at: float = float("-inf"),
+        *,
+        dumps: JsonBytes = json_bytes,
     ) -> None:
         self.epoch = epoch
         self.streams: dict[str, Stream] = {c.name: Stream(c, epoch, started_at) for c in channels}
@@ -631,6 +763,11 @@ class Hub:
         for stream in self.streams.values():
             for f in stream.spec.filters:
                 self._routes.add(f, stream)
+        # The streams of a topic, in name order (a topic in two channels is handled in
+        # the same order every time); channels do not change while the hub runs.
+        self._routed: dict[str, tuple[Stream, ...]] = {}
+        self._topics: dict[str, tuple[str, bytes]] = {}
+        self._dumps = dumps
         self.messages_in = 0
         self.unrouted = 0
 
@@ -643,26 +780,60 @@ class Hub:
                 seen.setdefault(f, None)
         return list(seen)
 
-    def ingest(self, topic: str, payload: bytes, received_at: float, now: float) -> list[Stream]:
+    def ingest(
+        self, topic: str, payload: bytes, received_at: float, now: float
+    ) -> tuple[Stream, ...]:
         """Route one MQTT message to its streams and subscribers; returns the streams."""
         self.messages_in += 1
-        matched = self._routes.match(topic)
-        if not matched:
+        streams = self._routed.get(topic)
+        if streams is None:
+            streams = self._route(topic)
+        if not streams:
             self.unrouted += 1
-            return []
-        # Name order, so that a topic in two channels is handled deterministically.
-        streams = sorted(matched, key=lambda s: s.name)
-        decoded: dict[Decoder, Reading] = {}
-        size = utf8_len(topic) + len(payload) + ENTRY_OVERHEAD
+            return streams
+        topic, topic_json = self._topic(topic)
+        if len(streams) == 1:
+            stream = streams[0]
+            reading = stream.spec.decoder.decode(topic, payload, received_at)
+            encoded, error = encode_payload(self._dumps, reading.payload, reading.error)
+            size = len(topic_json) + len(encoded) + ENTRY_OVERHEAD
+            entry = stream.append(reading, topic_json, encoded, error, size, now)
+            for sub in stream.subscribers_for(topic):
+                sub.outbox.push(sub, entry)
+            return streams
+        # Decoded and encoded once per payload format, whatever the number of channels.
+        decoded: dict[Decoder, tuple[Reading, bytes, str | None]] = {}
         for stream in streams:
             decoder = stream.spec.decoder
-            reading = decoded.get(decoder)
-            if reading is None:
-                reading = decoded[decoder] = decoder.decode(topic, payload, received_at)
-            entry = stream.append(reading, size, now)
+            done = decoded.get(decoder)
+            if done is None:
+                reading = decoder.decode(topic, payload, received_at)
+                done = decoded[decoder] = (
+                    reading,
+                    *encode_payload(self._dumps, reading.payload, reading.error),
+                )
+            reading, encoded, error = done
+            size = len(topic_json) + len(encoded) + ENTRY_OVERHEAD
+            entry = stream.append(reading, topic_json, encoded, error, size, now)
             for sub in stream.subscribers_for(topic):
                 sub.outbox.push(sub, entry)
         return streams
+
+    def _route(self, topic: str) -> tuple[Stream, ...]:
+        streams = tuple(sorted(self._routes.match(topic), key=lambda s: s.name))
+        if len(self._routed) >= KNOWN_TOPICS:
+            self._routed.clear()
+        self._routed[topic] = streams
+        return streams
+
+    def _topic(self, topic: str) -> tuple[str, bytes]:
+        """One copy of a topic and its JSON, shared by the entries that carry it."""
+        known = self._topics.get(topic)
+        if known is None:
+            if len(self._topics) >= KNOWN_TOPICS:
+                self._topics.clear()
+            known = self._topics[topic] = (topic, json_bytes(topic))
+        return known
 
     def subscribe(
         self,
@@ -674,19 +845,18 @@ class Hub:
         *,
         batched: bool = True,
         rows_per_frame: int = 500,
-    ) -> Subscription:
+    ) -> Subscriber:
         """Attach a subscription; ``batched``: its rows travel in batch frames of up to
         ``rows_per_frame`` rows, else in one data frame per row (what its bytes count)."""
         stream = self.streams[channel]
+        identifier_json = json_bytes(identifier)
         frame_bytes = (
-            utf8_len(json.dumps(identifier, ensure_ascii=False))
-            + utf8_len(stream.name)
-            + utf8_len(stream.epoch)
-            + FRAME_OVERHEAD
+            len(identifier_json) + utf8_len(stream.name) + utf8_len(stream.epoch) + FRAME_OVERHEAD
         )
-        sub = Subscription(
+        sub = Subscriber(
             outbox,
             identifier,
+            identifier_json,
             stream,
             topic_filter,
             policy or stream.spec.policy,
@@ -697,12 +867,12 @@ class Hub:
         stream.attach(sub)
         return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def unsubscribe(self, sub: Subscriber) -> None:
         sub.stream.detach(sub)
         sub.outbox.remove(sub)
         sub.replay = None
 
-    def replay(self, sub: Subscription, request: HistoryRequest, now: float) -> Replay:
+    def replay(self, sub: Subscriber, request: HistoryRequest, now: float) -> Replay:
         """Start answering ``sub``'s history request; live rows wait until it is sent.
 
         The answer never repeats a row the subscription was sent (rows older than those

@@ -1,16 +1,23 @@
-"""Row frames, encoded once per subscriber group and addressed per connection.
+"""Row frames: each reading encoded once, frames assembled from the encoded pieces.
 
-The hub fans one run of readings out to many connections. Everything in a row frame
-except the ``identifier`` (the exact string each client subscribed with) and the
-``dropped`` count (per subscription) is the same for every subscriber of a subprotocol
-family, so :class:`EncodedRows` holds the frames' JSON bodies without those two members
-and splices them in per connection: a string concatenation instead of a JSON encoding.
+A reading's payload is turned into JSON once, when it enters a stream
+(:func:`encode_payload`: the one place where a value can fail to encode, and where that
+failure becomes a flagged row instead of an error). A row's other members (offset, time,
+topic) are as cheap to write as they are to copy, so frames are assembled from bytes
+(:func:`batch_row`, :func:`data_body`, :func:`batch_frame`, :func:`data_frame`): the
+server shares one frame among every subscriber with the same identifier, and splices a
+subscriber's ``dropped`` count into the end of a copy when it has one.
+
+:class:`EncodedRows` is the same assembly for decoded :data:`~.messages.Row` tuples, used
+by :meth:`~.server.ServerConnection.send_rows` (the transcripts and the protocol tests).
+The output is byte for byte what the stdlib codec writes for the whole frame.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,10 +30,117 @@ if TYPE_CHECKING:
     from .codec import Codec
     from .messages import Row, Subprotocol
 
-__all__ = ["ColumnsFor", "EncodedRows"]
+__all__ = [
+    "ColumnsFor",
+    "EncodedRows",
+    "JsonBytes",
+    "batch_frame",
+    "batch_row",
+    "data_body",
+    "data_frame",
+    "encode_payload",
+    "json_bytes",
+    "with_dropped",
+]
 
 ColumnsFor = Callable[[str], Mapping[str, str]]
 """Gives the DataFrame columns a topic fills (``{"site": "lyon", ...}``)."""
+
+JsonBytes = Callable[[object], bytes]
+"""Compact, strict JSON as UTF-8: raises ``TypeError``, ``ValueError`` or
+``RecursionError`` for what JSON cannot carry (the server passes orjson's)."""
+
+
+def json_bytes(value: object) -> bytes:
+    """The standard library's compact, strict JSON, as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def encode_payload(
+    dumps: JsonBytes, payload: object, error: str | None
+) -> tuple[bytes, str | None]:
+    """A payload's JSON and its row's error: the one place a row can fail to encode.
+
+    A value that cannot be encoded goes out as ``null``, flagged with the reason, so that
+    nothing about one reading costs another reading, a frame or a history cursor.
+    """
+    try:
+        return dumps(payload), error
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = f"payload cannot be encoded as JSON ({_one_line(exc)}); it is sent as null"
+        return b"null", reason if error is None else f"{error}; {reason}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _time(value: float) -> bytes:
+    # float.__repr__ is what json.dumps writes for a finite float (decoded times are).
+    if not math.isfinite(value):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return repr(float(value)).encode()
+
+
+def batch_row(
+    offset: int, time: float, topic_json: bytes, payload_json: bytes, error_json: bytes | None
+) -> bytes:
+    """``[offset, time, topic, payload]``, or with ``error`` last, as in a batch frame."""
+    head = b"[%d,%s,%s,%s" % (offset, _time(time), topic_json, payload_json)
+    return head + b"]" if error_json is None else head + b"," + error_json + b"]"
+
+
+def data_body(
+    stream_json: bytes,
+    epoch_json: bytes,
+    offset: int,
+    time: float,
+    topic_json: bytes,
+    payload_json: bytes,
+    columns_json: bytes | None,
+    error_json: bytes | None,
+) -> bytes:
+    """A data frame without its ``identifier``: the part every subscriber shares."""
+    parts = [b'"message":{"topic":', topic_json, b',"time":', _time(time)]
+    parts += [b',"payload":', payload_json]
+    if columns_json is not None:
+        parts += [b',"columns":', columns_json]
+    if error_json is not None:
+        parts += [b',"error":', error_json]
+    parts += [b'},"stream_id":', stream_json, b',"epoch":', epoch_json, b',"offset":%d' % offset]
+    return b"".join(parts)
+
+
+def batch_frame(
+    identifier_json: bytes, rows: Iterable[bytes], stream_json: bytes, epoch_json: bytes
+) -> bytes:
+    """A ``batch`` frame (``iotcable-v1-json``) of encoded rows, without ``dropped``."""
+    return b"".join(
+        [
+            b'{"identifier":',
+            identifier_json,
+            b',"batch":[',
+            b",".join(rows),
+            b'],"stream_id":',
+            stream_json,
+            b',"epoch":',
+            epoch_json,
+            b"}",
+        ]
+    )
+
+
+def data_frame(identifier_json: bytes, body: bytes) -> bytes:
+    """A data frame (the ActionCable subprotocols), without ``dropped``."""
+    return b'{"identifier":' + identifier_json + b"," + body + b"}"
+
+
+def with_dropped(frame: bytes, dropped: int) -> bytes:
+    """The frame with ``"dropped": N`` as its last member (a copy; 0 returns it as is)."""
+    if dropped < 0:
+        raise LocalProtocolError(f"dropped must be >= 0, got {dropped}")
+    return frame[:-1] + b',"dropped":%d}' % dropped if dropped else frame
 
 
 @dataclass(frozen=True)
@@ -54,16 +168,39 @@ class EncodedRows:
         """Encode ``rows`` (offsets strictly increasing) for ``subprotocol``.
 
         ``columns`` fills ``message.columns`` of data frames; batch frames leave columns
-        to the client, which derives them from the confirm's ``meta``.
+        to the client, which derives them from the confirm's ``meta``. A payload that
+        cannot be encoded becomes a flagged row (see :func:`encode_payload`).
         """
         _check_offsets(stream_id, rows)
+
+        def dumps(value: object) -> bytes:
+            return codec.dumps(value).encode()
+
         try:
-            if subprotocol.batched:
-                bodies: tuple[str, ...] = (
-                    (_batch_body(stream_id, epoch, rows, codec),) if rows else ()
+            stream_json, epoch_json = dumps(stream_id), dumps(epoch)
+            rows_json: list[bytes] = []
+            bodies: tuple[str, ...] = ()
+            for offset, time, topic, payload, error in rows:
+                payload_json, error = encode_payload(dumps, payload, error)
+                error_json = None if error is None else dumps(error)
+                topic_json = dumps(topic)
+                if subprotocol.batched:
+                    rows_json.append(batch_row(offset, time, topic_json, payload_json, error_json))
+                    continue
+                body = data_body(
+                    stream_json,
+                    epoch_json,
+                    offset,
+                    time,
+                    topic_json,
+                    payload_json,
+                    _columns_json(columns, topic, dumps),
+                    error_json,
                 )
-            else:
-                bodies = tuple(_data_body(stream_id, epoch, row, columns, codec) for row in rows)
+                bodies += (body.decode(),)
+            if rows_json:
+                frame = batch_frame(b"0", rows_json, stream_json, epoch_json)
+                bodies = (frame[len(b'{"identifier":0,') : -1].decode(),)
         except (TypeError, ValueError, RecursionError) as exc:
             raise LocalProtocolError(
                 f"rows of stream {stream_id!r} cannot be encoded as JSON: {exc}"
@@ -83,6 +220,11 @@ class EncodedRows:
         return frames
 
 
+def _columns_json(columns: ColumnsFor | None, topic: str, dumps: JsonBytes) -> bytes | None:
+    filled = columns(topic) if columns is not None else None
+    return dumps(dict(filled)) if filled else None
+
+
 def _check_offsets(stream_id: str, rows: Sequence[Row]) -> None:
     previous: int | None = None
     for row in rows:
@@ -92,31 +234,3 @@ def _check_offsets(stream_id: str, rows: Sequence[Row]) -> None:
                 f"offsets of stream {stream_id!r} must strictly increase: {offset} after {previous}"
             )
         previous = offset
-
-
-def _members(codec: Codec, obj: dict[str, object]) -> str:
-    """An object's JSON text without its braces, ready to be spliced after a head."""
-    return codec.dumps(obj)[1:-1]
-
-
-def _batch_body(stream_id: str, epoch: str, rows: Sequence[Row], codec: Codec) -> str:
-    batch = [
-        [offset, time, topic, payload] if error is None else [offset, time, topic, payload, error]
-        for offset, time, topic, payload, error in rows
-    ]
-    return _members(codec, {"batch": batch, "stream_id": stream_id, "epoch": epoch})
-
-
-def _data_body(
-    stream_id: str, epoch: str, row: Row, columns: ColumnsFor | None, codec: Codec
-) -> str:
-    offset, time, topic, payload, error = row
-    message: dict[str, object] = {"topic": topic, "time": time, "payload": payload}
-    filled = columns(topic) if columns is not None else None
-    if filled:
-        message["columns"] = dict(filled)
-    if error is not None:
-        message["error"] = error
-    return _members(
-        codec, {"message": message, "stream_id": stream_id, "epoch": epoch, "offset": offset}
-    )

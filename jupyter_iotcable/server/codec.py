@@ -25,3 +25,16 @@ class OrjsonCodec:
 
 
 ORJSON_CODEC = OrjsonCodec()
+
+
+def orjson_bytes(obj: object) -> bytes:
+    """Compact, strict JSON as UTF-8 (what the hub encodes each payload with, once).
+
+    orjson refuses integers beyond 64 bits and nesting deeper than 254 levels, which a
+    decoded payload may hold: the standard library writes those (rare, so the slow path
+    is fine), or raises for what JSON cannot carry at all.
+    """
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

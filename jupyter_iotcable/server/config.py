@@ -69,6 +69,7 @@ class ChannelConfig:
             history_limit=self.history_limit,
             history_ttl=self.history_ttl,
             policy=self.policy,
+            columns=self.columns,
         )
 
     def contains_topic_filter(self, topic_filter: str) -> bool:

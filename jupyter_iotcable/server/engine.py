@@ -28,6 +28,7 @@ from ..bridge.interface import Bridge, BridgeError, BridgeFactory
 from ..hub import Hub
 from ..protocol import BrokerState, ChannelRef
 from . import metrics
+from .codec import orjson_bytes
 from .config import ChannelConfig
 from .publish import PublishRefused, check_topic, encode_payload
 
@@ -90,7 +91,12 @@ class CableEngine:
         self.settings = settings
         self.epoch = f"{int(time.time()):x}{secrets.token_hex(3)}"
         self.started_at = time.time()
-        self.hub = Hub([c.spec() for c in self.channels.values()], self.epoch, self.started_at)
+        self.hub = Hub(
+            [c.spec() for c in self.channels.values()],
+            self.epoch,
+            self.started_at,
+            dumps=orjson_bytes,
+        )
         self.connections: set[CableSession] = set()
         self.sessions: dict[str, SavedSession] = {}
         self.health = BrokerHealth()

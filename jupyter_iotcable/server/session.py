@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..hub import Entry, Outbox, Subscription, utf8_len
+from ..hub import Entry, Outbox, Subscriber, utf8_len
 from ..protocol import (
     ChannelRef,
     DisconnectReason,
@@ -96,7 +96,7 @@ class Grant:
     channel: ChannelConfig
     can_read: bool
     can_write: bool
-    sub: Subscription | None  # None when the user may write but not read
+    sub: Subscriber | None  # None when the user may write but not read
     # History requests that came while one was being answered, answered in turn
     # (created on the first one: most subscriptions never have any).
     waiting: deque[HistoryRequest] | None = None
@@ -135,7 +135,7 @@ class CableSession:
         self.drop = False
         self._out: list[str | bytes] = []
         self._publishes: list[PublishRequest] = []
-        self._holds: dict[Subscription, float] = {}  # resumed subscriptions: release time
+        self._holds: dict[Subscriber, float] = {}  # resumed subscriptions: release time
         self._goodbye_at: float | None = None  # too_slow: drop the socket at this time
         self._woken = False  # an immediate advance() was asked of the transport
 
@@ -152,7 +152,7 @@ class CableSession:
         self._wake(0)
 
     def _restore(self, sid: str, now: float) -> dict[str, ChannelRef]:
-        """Subscriptions of an earlier connection of this user, still allowed."""
+        """Subscribers of an earlier connection of this user, still allowed."""
         if not self.conn.subprotocol.extended:
             return {}
         refs = self.engine.take_session(sid, self.access.identity.username)
@@ -385,7 +385,7 @@ class CableSession:
         waiting.append(HistoryRequest(request.since, {stream: position} if position else {}))
 
     def _start_replay(
-        self, identifier: str, sub: Subscription, request: HistoryRequest, now: float
+        self, identifier: str, sub: Subscriber, request: HistoryRequest, now: float
     ) -> None:
         sub.held = False  # the client said where it is: the resume hold has done its job
         self._holds.pop(sub, None)
@@ -408,7 +408,7 @@ class CableSession:
                     assert grant is not None
                     self._answer_history(identifier, grant, sub, now)
 
-    def _answer_history(self, identifier: str, grant: Grant, sub: Subscription, now: float) -> None:
+    def _answer_history(self, identifier: str, grant: Grant, sub: Subscriber, now: float) -> None:
         assert sub.replay is not None
         gap, stream = sub.replay.gap, sub.stream
         sub.replay = None
@@ -485,7 +485,7 @@ class CableSession:
         self._collect()
 
     def _send(
-        self, sub: Subscription, entries: list[Entry], dropped: int, *, live: bool = True
+        self, sub: Subscriber, entries: list[Entry], dropped: int, *, live: bool = True
     ) -> None:
         if live:
             # A live row goes out once and in offset order: a history answer may have
@@ -493,27 +493,18 @@ class CableSession:
             entries = sub.unsent(entries)
         dropped += sub.unreported_dropped
         sub.unreported_dropped = 0 if entries else dropped
-        if not entries:
+        conn = self.conn
+        if not entries or conn.closed or sub.identifier not in conn.subscriptions:
             return
-        stream = sub.stream
-        grant = self.grants.get(sub.identifier)
-        template = grant.channel.columns if grant is not None else None
-        columns = (lambda t: template.extract(t) or {}) if template is not None else None
-        step = self.engine.settings.batch_max
-        for i in range(0, len(entries), step):
-            chunk = entries[i : i + step]
-            self.conn.send_rows(
-                sub.identifier,
-                stream.name,
-                stream.epoch,
-                [e.row() for e in chunk],
-                dropped=dropped if i == 0 else 0,
-                columns=columns,
-            )
+        # Frames the protocol machine queued before these go first.
+        self._collect()
+        outbox, out = self.outbox, self._out
+        for frame in sub.stream.frames(sub, entries, dropped, shared=live):
             # Counted at once: the history loop stops on what is in flight.
-            self._collect()
+            outbox.sent(wire_size(frame))
+            out.append(frame)
         sub.mark_sent(entries)
-        metrics.READINGS_OUT.labels(stream.name).inc(len(entries))
+        metrics.READINGS_OUT.labels(sub.stream.name).inc(len(entries))
 
     def _rows_queued(self) -> None:
         """The hub queued rows in an empty outbox (or it overflowed)."""

@@ -42,14 +42,15 @@ def test_each_channel_is_a_stream_with_its_own_offsets() -> None:
     assert hub.streams["numbers"].offset == 1
     assert hub.streams["telemetry"].offset == 1
     assert hub.streams["all"].offset == 2
-    # Each stream decodes with its own format.
-    assert hub.streams["numbers"].ring[0].reading.payload == 1.5
-    assert hub.streams["all"].ring[0].reading.payload == "1.5"
+    # Each stream decodes with its own format, and keeps the payload as JSON.
+    assert hub.streams["numbers"].ring[0].payload == b"1.5"
+    assert hub.streams["all"].ring[0].payload == b'"1.5"'
+    assert hub.streams["all"].ring[1].row() == (2, 2.0, "plant/lyon/p1/env", '{"t": 1}', None)
 
 
 def test_dollar_topics_only_where_a_filter_names_them() -> None:
     hub = make_hub()
-    assert hub.ingest("$SYS/broker/uptime", b"1", 1.0, 1.0) == []
+    assert hub.ingest("$SYS/broker/uptime", b"1", 1.0, 1.0) == ()
     assert hub.unrouted == 1
 
 
@@ -89,7 +90,7 @@ def test_history_since_and_topic_filter() -> None:
     stream = hub.streams["telemetry"]
     got = stream.history(HistoryRequest(since=103.0), 200.0, "plant/a/+/env")
     assert isinstance(got, list)
-    assert [e.reading.time for e in got] == [103.0, 104.0]
+    assert [e.time for e in got] == [103.0, 104.0]
 
 
 def test_history_after_eviction_is_a_gap_with_what_is_left() -> None:
@@ -146,7 +147,7 @@ def test_conflate_keeps_latest_per_topic_and_counts_drops() -> None:
         hub.ingest(f"num/{i % 3}", str(i).encode(), 1.0, 1.0)
     assert box.used <= box.max_bytes
     (batch,) = box.take()
-    payloads = [e.reading.payload for e in batch.entries]
+    payloads = [e.row()[3] for e in batch.entries]
     assert len(payloads) == len(batch.entries)
     # The latest reading of each topic survives, in stream order.
     assert payloads[-3:] == [197.0, 198.0, 199.0]
@@ -165,7 +166,7 @@ def test_conflate_with_many_topics_stays_bounded() -> None:
         assert box.used <= box.max_bytes
     (batch,) = box.take()
     assert batch.dropped + len(batch.entries) == 100_000
-    assert batch.entries[-1].reading.topic == "num/99999"
+    assert batch.entries[-1].topic == "num/99999"
 
 
 def test_in_flight_bytes_count_against_the_bound() -> None:
@@ -176,7 +177,7 @@ def test_in_flight_bytes_count_against_the_bound() -> None:
     hub.ingest("num/a", b"1", 1.0, 1.0)
     hub.ingest("num/a", b"2", 1.0, 1.0)
     (batch,) = box.take()
-    assert [e.reading.payload for e in batch.entries] == [2.0]
+    assert [e.payload for e in batch.entries] == [b"2.0"]
     assert batch.dropped == 1
     box.flushed(990)
     assert box.in_flight == 0
@@ -364,7 +365,7 @@ def test_queued_rows_and_their_drop_count_stay_when_the_answer_does_not_cover_th
     sub.replay = None
     (batch,) = box.take()
     assert batch.dropped + len(batch.entries) == 40
-    assert batch.entries[-1].reading.payload == 39.0
+    assert batch.entries[-1].row()[3] == 39.0
 
 
 def test_since_answer_covers_the_queued_live_rows_it_replaces() -> None:
@@ -433,3 +434,93 @@ def test_frame_overhead_covers_a_data_frame_with_columns() -> None:
     entry = hub.streams["telemetry"].ring[-1]
     (batch,) = box.take()
     assert _frame_bytes(Subprotocol.EXT, identifier, batch, 500) <= sub.cost(entry)
+
+
+# -- encode once, share the bytes ---------------------------------------------------------
+
+
+def test_subscribers_with_one_identifier_share_their_frames() -> None:
+    hub = make_hub()
+    boxes = [Outbox() for _ in range(3)]
+    same = make_identifier("telemetry")
+    subs = [hub.subscribe(box, same, "telemetry", None) for box in boxes[:2]]
+    other = hub.subscribe(
+        boxes[2], make_identifier("telemetry", topic="plant/+/+/env"), "telemetry", None
+    )
+    feed(hub, "plant/a/b/env", 3)
+    stream = hub.streams["telemetry"]
+    frames = [
+        stream.frames(sub, box.take()[0].entries, 0) for sub, box in zip(subs, boxes, strict=False)
+    ]
+    assert frames[0] == frames[1]
+    assert frames[0][0] is frames[1][0], "one frame, written to both"
+    (others,) = stream.frames(other, boxes[2].take()[0].entries, 0)
+    assert others is not frames[0][0]
+    assert json.loads(others)["batch"] == json.loads(frames[0][0])["batch"]
+    assert (stream.frames_built, stream.frames_shared) == (2, 1)
+
+
+def test_a_drop_count_is_spliced_into_a_copy_of_a_shared_frame() -> None:
+    hub = make_hub()
+    box = Outbox()
+    identifier = make_identifier("numbers")
+    sub = hub.subscribe(box, identifier, "numbers", None, batched=False)
+    feed(hub, "num/a", 2)
+    entries = box.take()[0].entries
+    shared = hub.streams["numbers"].frames(sub, entries, 0)
+    with_drop = hub.streams["numbers"].frames(sub, entries, 4)
+    assert [json.loads(f) for f in with_drop] == [
+        {**json.loads(shared[0]), "dropped": 4},
+        json.loads(shared[1]),
+    ]
+    assert with_drop[1] is shared[1]
+    assert json.loads(shared[0]) == {
+        "identifier": identifier,
+        "message": {"topic": "num/a", "time": 1000.0, "payload": 0.0},
+        "stream_id": "numbers",
+        "epoch": "e1",
+        "offset": 1,
+    }
+
+
+def test_a_payload_that_cannot_be_encoded_is_a_flagged_row() -> None:
+    def dumps(value: object) -> bytes:
+        if value == {"boom": 1}:
+            raise TypeError("Type is not JSON serializable: Boom")
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    spec = ChannelSpec("telemetry", ("plant/+/+/env",), JSON)
+    hub = Hub([spec], "e1", dumps=dumps)
+    box = Outbox()
+    sub = hub.subscribe(box, "id", "telemetry", None)
+    for payload in (b'{"ok": 1}', b'{"boom": 1}', b'{"ok": 2}'):
+        hub.ingest("plant/a/b/env", payload, 5.0, 5.0)
+    (batch,) = box.take()
+    (frame,) = hub.streams["telemetry"].frames(sub, batch.entries, 0)
+    rows = json.loads(frame)["batch"]
+    assert rows[0] == [1, 5.0, "plant/a/b/env", {"ok": 1}]
+    assert rows[1] == [
+        2,
+        5.0,
+        "plant/a/b/env",
+        None,
+        "payload cannot be encoded as JSON (Type is not JSON serializable: Boom); "
+        "it is sent as null",
+    ]
+    assert rows[2] == [3, 5.0, "plant/a/b/env", {"ok": 2}], "the next row is untouched"
+
+
+def test_a_conflated_run_is_not_shared() -> None:
+    hub = make_hub()
+    boxes = [Outbox(max_bytes=1_000), Outbox()]
+    identifier = make_identifier("numbers")
+    slow, fast = (hub.subscribe(box, identifier, "numbers", None) for box in boxes)
+    feed(hub, "num/a", 40)
+    (conflated,) = boxes[0].take()
+    (whole,) = boxes[1].take()
+    assert conflated.dropped
+    stream = hub.streams["numbers"]
+    (slow_frame,) = stream.frames(slow, conflated.entries, conflated.dropped)
+    (fast_frame,) = stream.frames(fast, whole.entries, 0)
+    assert len(json.loads(slow_frame)["batch"]) == len(conflated.entries)
+    assert len(json.loads(fast_frame)["batch"]) == 40

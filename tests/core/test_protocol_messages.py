@@ -484,7 +484,14 @@ def test_encoded_rows_refuse_misuse() -> None:
     with pytest.raises(
         LocalProtocolError, match="rows of stream 's' cannot be encoded as JSON: Out of range float"
     ):
-        EncodedRows.encode(Subprotocol.PLAIN, "s", "e", [(1, 1.0, "t", float("nan"), None)])
+        EncodedRows.encode(Subprotocol.PLAIN, "s", "e", [(1, float("nan"), "t", 1, None)])
+    # A payload that cannot be encoded is not an error: its row goes out flagged.
+    (frame,) = EncodedRows.encode(
+        Subprotocol.PLAIN, "s", "e", [(1, 1.0, "t", float("nan"), None)]
+    ).frames("I")
+    message = json.loads(frame)["message"]
+    assert message["payload"] is None
+    assert message["error"].startswith("payload cannot be encoded as JSON (Out of range float")
     empty = EncodedRows.encode(Subprotocol.IOTCABLE, "s", "e", [])
     assert empty.frames("I") == []
     with pytest.raises(

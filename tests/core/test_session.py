@@ -595,3 +595,24 @@ def test_shutdown_says_server_restart_and_closes() -> None:
     publish_seq(client, "plant/a/b/env", 0, 1)
     client.advance()
     assert client.take() == [], "nothing follows a disconnect"
+
+
+@pytest.mark.parametrize("subprotocol", [IOTCABLE, EXT])
+def test_one_reading_is_encoded_once_for_every_subscriber_of_an_identifier(
+    subprotocol: object,
+) -> None:
+    shared = engine()
+    clients = [Client(shared, subprotocol, sid=f"sid-{i}") for i in range(5)]  # type: ignore[arg-type]
+    for client in clients:
+        client.open()
+        client.subscribe(TELEMETRY)
+        client.take()
+    stream = shared.hub.streams["telemetry"]
+    publish_seq(clients[0], "plant/a/b/env", 0, 1)
+    written: list[object] = []
+    for client in clients:
+        client.session.advance(client.clock.now)
+        written += client.session.data_to_send()
+    assert len(written) == 5
+    assert all(frame is written[0] for frame in written), "the same bytes, five writes"
+    assert (stream.frames_built, stream.frames_shared) == (1, 4)
