@@ -26,6 +26,7 @@ import contextlib
 import getpass
 import json
 import os
+import platform
 import runpy
 import secrets
 import shutil
@@ -51,6 +52,7 @@ __all__ = [
     "copy_notebooks",
     "lab_config",
     "main",
+    "opened_clean",
     "parse_args",
     "remove_stale_workdirs",
     "run_child",
@@ -151,7 +153,8 @@ def copy_notebooks(destination: Path) -> list[Path]:
 
     A notebook already there is kept: with ``--workdir`` it holds the user's own changes.
     Returns the notebooks copied now; nothing when the package has no notebooks (installed
-    from a wheel).
+    from a wheel). Each copy says which kernel and Python it runs on as Lab would write it
+    (``opened_clean``), so that it does not open already marked as changed.
     """
     source = Path(__file__).resolve().parent.parent / "notebooks"
     destination.mkdir(parents=True, exist_ok=True)
@@ -159,9 +162,45 @@ def copy_notebooks(destination: Path) -> list[Path]:
     for notebook in sorted(source.glob("*.ipynb")):
         target = destination / notebook.name
         if not target.exists():
-            shutil.copyfile(notebook, target)
+            target.write_text(opened_clean(notebook.read_text(encoding="utf-8")), "utf-8")
             copied.append(target)
     return copied
+
+
+def opened_clean(text: str) -> str:
+    """A notebook's JSON with its ``kernelspec`` and ``language_info`` as Lab sets them when
+    it starts the kernel here.
+
+    Lab rewrites both from the kernel (the kernelspec's ``display_name``, the kernel's
+    Python version) and marks the notebook unsaved whenever they differ from the file: the
+    checked-in notebooks can only match one Python version, the demo's copy matches the
+    Python the demo (and so its kernels) runs. Written as Lab writes notebooks (indent 1,
+    sorted keys, a final newline), so that saving unchanged changes nothing.
+    """
+    notebook = json.loads(text)
+    metadata = notebook.setdefault("metadata", {})
+    kernelspec = metadata.get("kernelspec")
+    name = kernelspec.get("name") if isinstance(kernelspec, dict) else None
+    spec = _kernel_spec(name if isinstance(name, str) else "python3")
+    if spec is not None:
+        metadata["kernelspec"] = spec
+    language = metadata.get("language_info")
+    if isinstance(language, dict) and language.get("name") == "python":
+        language["version"] = platform.python_version()
+    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _kernel_spec(name: str) -> dict[str, str] | None:
+    """``{"display_name", "language", "name"}`` of the kernel ``name`` installed here."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    except ImportError:  # no Jupyter installed: the copy keeps what the file says
+        return None
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return None
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
 
 
 def remove_stale_workdirs(parent: Path) -> list[Path]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import getpass
 import json
+import platform
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -24,6 +24,7 @@ from jupyter_iotcable.demo import (
     OWNER_FILE,
     copy_notebooks,
     lab_config,
+    opened_clean,
     remove_stale_workdirs,
 )
 from jupyter_iotcable.demo import main as demo_main
@@ -110,14 +111,8 @@ def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: P
         assert not workdir.exists()
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
-    """One demo for the tests that only use it (starting one takes a while)."""
-    with running_demo(tmp_path_factory.mktemp("shared-demo")) as running:
-        yield running
-
-
-def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
+def test_device_obeys_a_command_within_a_second(shared_demo: RunningDemo) -> None:
+    demo = shared_demo
     with iot.connect(demo.url, token=demo.token, timeout=30) as cable:
         sub = cable.subscribe("telemetry", topic="plant/lyon/pump1/env", timeout=30)
         readings = sub.readings(timeout=30)
@@ -137,9 +132,9 @@ def test_device_obeys_a_command_within_a_second(demo: RunningDemo) -> None:
     assert [payload["setpoint"] for payload in later] == [31.5, 31.5, 31.5]
 
 
-def test_iotcable_works_in_labs_terminal(demo: RunningDemo) -> None:
+def test_iotcable_works_in_labs_terminal(shared_demo: RunningDemo) -> None:
     """The issue: `iotcable --help` in Lab's terminal said "command not found"."""
-    shown = run_in_terminal(demo, "command -v iotcable && iotcable channels")
+    shown = run_in_terminal(shared_demo, "command -v iotcable && iotcable channels")
     lines = [line.strip() for line in shown.splitlines()]
     # The venv's own script, even though the demo was started without activating it ...
     assert str(Path(sys.executable).parent / "iotcable") in lines, shown
@@ -203,11 +198,49 @@ def test_lab_saves_into_the_demo_copy_not_the_checkout(tmp_path: Path) -> None:
     assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
 
 
-def test_copy_notebooks_copies_the_examples(tmp_path: Path) -> None:
+def test_copy_notebooks_copies_the_examples_as_lab_would_write_them_here(tmp_path: Path) -> None:
     copied = copy_notebooks(tmp_path / "notebooks")
     assert sorted(path.name for path in copied) == ["quickstart.ipynb", "tour.ipynb"]
     for path in copied:
-        assert path.read_bytes() == (ROOT / "notebooks" / path.name).read_bytes()
+        source = json.loads((ROOT / "notebooks" / path.name).read_text())
+        copy = json.loads(path.read_text())
+        # The cells as they are; the kernel and Python as Lab sets them when it opens it
+        # (else it opens marked unsaved: tests/browser/test_quickstart.py).
+        assert copy["cells"] == source["cells"]
+        assert copy["metadata"]["kernelspec"] == {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        }
+        assert copy["metadata"]["language_info"] == {
+            **source["metadata"]["language_info"],
+            "version": platform.python_version(),
+        }
+
+
+def test_the_notebooks_are_stored_as_lab_writes_them() -> None:
+    """Indent 1, sorted keys, a final newline, the kernel Lab starts for them: so that
+    opening and saving one changes nothing but what the user changed."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = path.read_text()
+        stored = json.loads(text)["metadata"]["language_info"]["version"]
+        here = text.replace(f'"version": "{stored}"', f'"version": "{platform.python_version()}"')
+        assert opened_clean(text) == here, path.name
+
+
+def test_opened_clean_sets_the_python_that_runs_the_kernels() -> None:
+    notebook = {
+        "cells": [],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python", "version": "3.0.1"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    metadata = json.loads(opened_clean(json.dumps(notebook)))["metadata"]
+    assert metadata["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+    assert metadata["language_info"] == {"name": "python", "version": platform.python_version()}
 
 
 def test_remove_stale_workdirs_keeps_the_live_and_the_unknown(tmp_path: Path) -> None:
