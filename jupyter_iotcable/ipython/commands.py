@@ -155,9 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _topic_option(live)
     live.add_argument("-y", dest="y", metavar="FIELD", help="the payload field to chart")
-    live.add_argument(
-        "--points", type=_positive_int, help="points the chart keeps per topic (default: 500)"
-    )
 
     tail = add("tail")
     tail.add_argument("channel", metavar="CHANNEL", help=_CHANNEL_HELP)

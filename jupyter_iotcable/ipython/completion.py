@@ -24,7 +24,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "channels": (),
     "status": (),
     "subscribe": ("--topic", "--window", "--history", "--name"),
-    "live": ("--topic", "-y", "--points"),
+    "live": ("--topic", "-y"),
     "tail": ("--topic", "-n", "--history"),
     "publish": ("--topic", "--text"),
     "connect": ("--token",),
@@ -32,7 +32,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 _TOPIC = ("--topic", "-t")
 _DURATION = ("--window", "-w", "--history", "-H")
 _DURATIONS = ("1min", "5min", "15min", "30min", "1h", "6h", "24h")
-_VALUED = frozenset({*_TOPIC, *_DURATION, "-y", "--points", "-n", "--name", "-N", "--token"})
+_VALUED = frozenset({*_TOPIC, *_DURATION, "-y", "-n", "--name", "-N", "--token"})
 """Options followed by a value (the value is not a positional argument)."""
 _MAGIC_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%iot(?:\s|$)")
 _NOT_FIELDS = frozenset({"value", "error", "topic"})

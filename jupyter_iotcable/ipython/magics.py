@@ -200,8 +200,7 @@ class IoTMagics(Magics):
         if sub is None:
             sub = self._need_cable().subscribe(options.target, options.topic)
             print(f"(subscribed to {options.target!r} for the chart; window 15min)")
-        extra = {key: getattr(options, key) for key in ("y", "points")}
-        return sub.live(**{key: value for key, value in extra.items() if value is not None})
+        return sub.live() if options.y is None else sub.live(y=options.y)
 
     def _do_tail(self, command: Command) -> Any:
         options = command.options
