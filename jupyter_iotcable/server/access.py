@@ -32,10 +32,14 @@ class Identity:
     username: str
     groups: frozenset[str]
     via_kernel_token: bool = False
+    # The hub's scopes for the request: JupyterHub custom scopes gate channels through
+    # ``scope:`` principals, which the hub service adds to its channels (issue 13).
+    scopes: frozenset[str] = frozenset()
 
 
 def allowed(principals: Sequence[str], who: Identity) -> bool:
-    """Does one of ``principals`` (``*``, ``user:NAME``, ``group:NAME``) name ``who``?"""
+    """Does one of ``principals`` (``*``, ``user:NAME``, ``group:NAME``, ``scope:SCOPE``)
+    name ``who``?"""
     for p in principals:
         if p == "*":
             return True
@@ -43,6 +47,8 @@ def allowed(principals: Sequence[str], who: Identity) -> bool:
         if kind == "user" and name == who.username:
             return True
         if kind == "group" and name in who.groups:
+            return True
+        if kind == "scope" and name in who.scopes:
             return True
     return False
 

@@ -37,6 +37,7 @@ from ..bridge import (
 from .auth import HubOwner, KernelToken, fetch_hub_user
 from .config import ConfigError, load_channels_file, parse_channels
 from .engine import CableEngine, EngineSettings
+from .hubclient import ServiceLink, normalize_service_url
 from .limits import BucketMap
 
 PACKAGE_LOGGER = "jupyter_iotcable"
@@ -296,6 +297,17 @@ class IoTCableApp(ExtensionApp):
         "sent before its too_slow frame; a client that reads nothing meanwhile is dropped. "
         + _bounds("too_slow_grace"),
     )
+    service_url = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Under JupyterHub: the base URL of the iotcable hub service (`iotcable "
+        "hub-service`, e.g. http://127.0.0.1:10101/services/iotcable/). Set, this server "
+        "holds no broker setting and runs no bridge: its iotcable endpoints relay to the "
+        "service as the server's owner (with $JUPYTERHUB_API_TOKEN), so kernels, the "
+        "sidebar and the CLI work as before while the broker credentials stay with the "
+        "service. Default: $IOTCABLE_SERVICE_URL. See docs/jupyterhub.md.",
+    )
     export_kernel_env = Bool(
         True,
         config=True,
@@ -305,6 +317,7 @@ class IoTCableApp(ExtensionApp):
 
     engine: CableEngine | None = None
     kernel_token: KernelToken
+    link: ServiceLink | None = None
     configured = False
     _link_error: ConfigError | None = None
     _env_password: str | None = None
@@ -473,10 +486,39 @@ class IoTCableApp(ExtensionApp):
         raw.update(self.channels)
         return raw
 
+    def _service_link(self) -> ServiceLink | None:
+        """The hub service to relay to, when this server is one of its clients."""
+        url = self.service_url or os.environ.get("IOTCABLE_SERVICE_URL")
+        if not url:
+            return None
+        try:
+            url = normalize_service_url(url)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        token = os.environ.get("JUPYTERHUB_API_TOKEN")
+        if not token:
+            raise ConfigError(
+                "c.IoTCableApp.service_url is set but $JUPYTERHUB_API_TOKEN is not: a "
+                "client of the iotcable hub service must be a server spawned by JupyterHub"
+            )
+        ignored = [key for key in ("broker_url", "channels", "channels_file") if getattr(self, key)]
+        if ignored:
+            self.log.warning(
+                "jupyter_iotcable: %s ignored: this server is a client of the hub service "
+                "at %s, which holds the broker settings and the channels",
+                ", ".join(f"c.IoTCableApp.{k}" for k in ignored),
+                url,
+            )
+        return ServiceLink(url, token)
+
     def initialize_settings(self) -> None:
         try:
             if self._link_error is not None:
                 raise self._link_error
+            self.link = self._service_link()
+            if self.link is not None:
+                self._settings_for_link(self.link)
+                return
             raw_channels = self._channels()
             if not raw_channels:
                 self._stay_idle()
@@ -505,6 +547,19 @@ class IoTCableApp(ExtensionApp):
             }
         )
 
+    def _settings_for_link(self, link: ServiceLink) -> None:
+        self.configured = True
+        self.kernel_token = KernelToken()
+        owner = self.owner or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        self.settings.update(
+            {
+                "iotcable_kernel_token": self.kernel_token,
+                "iotcable_owner": owner,
+                "iotcable_groups": {},
+                "iotcable_hub_owner": HubOwner(owner),
+            }
+        )
+
     def _stay_idle(self) -> None:
         """No channels: nothing to bridge, so no broker (nor embedded broker) either."""
         self.log.warning("jupyter_iotcable: %s", NOT_CONFIGURED_HINT)
@@ -518,6 +573,23 @@ class IoTCableApp(ExtensionApp):
         )
         from .websocket import CableHandler
 
+        if self.link is not None:
+            from .hubclient import CableProxy, ChannelsProxy, PublishProxy, StatusProxy
+
+            link = {"link": self.link}
+            self.handlers.extend(
+                [
+                    ("iotcable/cable", CableProxy, link),
+                    ("iotcable/api/channels", ChannelsProxy, {**link, "path": "channels"}),
+                    ("iotcable/api/status", StatusProxy, {**link, "path": "status"}),
+                    (
+                        r"iotcable/api/channels/([^/]+)/publish",
+                        PublishProxy,
+                        {**link, "path": "publish"},
+                    ),
+                ]
+            )
+            return
         if not self.configured:
             self.handlers.append(
                 ("iotcable/api/status", NotConfiguredStatusHandler, {"hint": NOT_CONFIGURED_HINT})
@@ -538,21 +610,28 @@ class IoTCableApp(ExtensionApp):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if self.link is not None:
+            self._export_kernel_env(serverapp, self.kernel_token.value)
+            self.log.info("jupyter_iotcable: a client of the hub service at %s", self.link.url)
+            return
         if self.engine is None:
             return
         await self.engine.start()
         if self._hub_owner is not None:
             self._hub_task = asyncio.create_task(self._learn_hub_owner(self._hub_owner))
-        if self.export_kernel_env:
-            # Kernels inherit the server's environment when they start, so these reach
-            # every kernel started from now on (and only iotcable accepts the token).
-            os.environ["IOTCABLE_URL"] = url_path_join(serverapp.connection_url, "")
-            os.environ["IOTCABLE_TOKEN"] = self.kernel_token.value
+        self._export_kernel_env(serverapp, self.kernel_token.value)
         self.log.info(
             "jupyter_iotcable: %d channel(s) at %s",
             len(self.engine.channels),
             url_path_join(serverapp.base_url, "iotcable/cable"),
         )
+
+    def _export_kernel_env(self, serverapp: Any, token: str) -> None:
+        if self.export_kernel_env:
+            # Kernels inherit the server's environment when they start, so these reach
+            # every kernel started from now on (and only iotcable accepts the token).
+            os.environ["IOTCABLE_URL"] = url_path_join(serverapp.connection_url, "")
+            os.environ["IOTCABLE_TOKEN"] = token
 
     async def _learn_hub_owner(self, hub_owner: HubOwner) -> None:
         """Ask the hub for the owner's model (groups, scopes) for kernel-token requests."""
@@ -579,9 +658,10 @@ class IoTCableApp(ExtensionApp):
                 await self._hub_task
         if self.engine is not None:
             await self.engine.stop()
-            if os.environ.get("IOTCABLE_TOKEN") == self.kernel_token.value:
-                os.environ.pop("IOTCABLE_TOKEN", None)
-                os.environ.pop("IOTCABLE_URL", None)
+        kernel_token = getattr(self, "kernel_token", None)
+        if kernel_token is not None and os.environ.get("IOTCABLE_TOKEN") == kernel_token.value:
+            os.environ.pop("IOTCABLE_TOKEN", None)
+            os.environ.pop("IOTCABLE_URL", None)
         package = logging.getLogger(PACKAGE_LOGGER)
         for handler in _adopted_handlers:
             package.removeHandler(handler)

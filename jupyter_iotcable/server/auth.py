@@ -93,6 +93,16 @@ def hub_groups(user: object) -> frozenset[str]:
     return model_groups(getattr(user, "hub_user", None))
 
 
+def hub_scopes(user: object) -> frozenset[str]:
+    """The ``scopes`` of the request's JupyterHub user model (empty when absent)."""
+    model = getattr(user, "hub_user", None)
+    if isinstance(model, Mapping):
+        scopes = model.get("scopes") or ()
+        if isinstance(scopes, Iterable) and not isinstance(scopes, str):
+            return frozenset(str(s) for s in scopes)
+    return frozenset()
+
+
 class HubOwner:
     """What JupyterHub says about the server's owner: their user model, as last seen.
 
@@ -177,4 +187,7 @@ def identity_of(
         username = str(getattr(user, "username", "") or owner)
     groups = set(hub_groups(user)) if under_hub else set()
     groups.update(g for g, members in configured_groups.items() if username in members)
-    return Identity(username, frozenset(groups), via_kernel_token)
+    # A kernel-token request carries the owner's model as last seen, whose scopes are
+    # those of another credential: only a request's own scopes count.
+    scopes = hub_scopes(user) if under_hub and not via_kernel_token else frozenset()
+    return Identity(username, frozenset(groups), via_kernel_token, scopes)

@@ -10,7 +10,7 @@ the channel's principals.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyter_server.utils import ensure_async
 from tornado import web
@@ -18,16 +18,12 @@ from tornado import web
 from .access import Identity, PrincipalAccess, allowed
 from .auth import HubOwner, KernelToken, identity_of, kernel_token_user, request_token
 
-if TYPE_CHECKING:
-    from .engine import CableEngine
-
 RESOURCE = "iotcable"
 
 
 class IoTCableAuthMixin:
     """Mixed into JupyterHandler subclasses that have ``self.engine``."""
 
-    engine: CableEngine
     _via_kernel_token = False
     _identity: Identity | None = None
 

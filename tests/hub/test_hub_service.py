@@ -1,0 +1,222 @@
+"""The channel server as a JupyterHub service, against a real hub (tests/hub/conftest.py).
+
+alice is in the hub group ``operators``: she reads telemetry and reads and writes
+commands. bob is not: he reads telemetry only and is refused commands with the reason,
+in a kernel (``connect()`` with no arguments), in the CLI and over REST. Their servers
+hold no broker setting and relay to the service; the service alone holds the password.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hub.conftest import Hub
+from tests.hub.jupyterhub import COMMANDERS
+
+PROBE = (Path(__file__).parent / "probe.py").read_text()
+TOPIC = "plant/lyon/pump1/cmd"
+COMMAND = {"topic": TOPIC, "payload": {"setpoint": 21}}
+CLI = "from jupyter_iotcable.cli import main; raise SystemExit(main())"
+
+
+def post(url: str, token: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def rights(answer: Any) -> dict[str, tuple[bool, bool]]:
+    return {c["name"]: (c["read"], c["write"]) for c in answer["channels"]}
+
+
+@pytest.mark.parametrize("where", ["service", "own server"])
+def test_rest_alice_reads_and_writes_commands_bob_only_reads_telemetry(
+    hub: Hub, where: str
+) -> None:
+    for user in ("alice", "bob"):
+        base = hub.service_url if where == "service" else hub.server(user)
+        answer = get(base + "iotcable/api/channels", hub.token(user))
+        assert answer["user"] == user
+        expected = {"telemetry": (True, False)}
+        if user == "alice":
+            expected["commands"] = (True, True)
+        assert rights(answer) == expected
+        status, body = post(
+            base + "iotcable/api/channels/commands/publish", hub.token(user), COMMAND
+        )
+        if user == "alice":
+            assert (status, body) == (200, {"ok": True, "topic": TOPIC})
+        else:
+            assert status == 403
+            assert body == {"ok": False, "reason": "you may not publish to channel 'commands'"}
+
+
+KERNEL_CODE = """
+import json
+import jupyter_iotcable as iot
+cable = iot.connect()
+result = {"url": cable.url if hasattr(cable, "url") else None}
+result["channels"] = {c.name: [c.read, c.write] for c in cable.channels()}
+sub = cable.subscribe("telemetry")
+result["readings"] = [r.topic for _, r in zip(range(3), sub.readings(timeout=15))]
+try:
+    cable.publish("commands", {"setpoint": 22}, topic="plant/lyon/pump1/cmd")
+    result["publish"] = "ok"
+except iot.IoTCableError as e:
+    result["publish"] = f"{type(e).__name__}: {e}"
+sub.close() if hasattr(sub, "close") else None
+cable.close()
+print(json.dumps(result))
+"""
+
+
+def test_kernel_connect_without_arguments_reaches_the_service(hub: Hub) -> None:
+    alice = hub.kernel("alice").run_json(KERNEL_CODE)
+    assert alice["channels"] == {"telemetry": [True, False], "commands": [True, True]}
+    assert alice["readings"] == ["plant/lyon/pump1/env"] * 3
+    assert alice["publish"] == "ok"
+
+    bob = hub.kernel("bob").run_json(KERNEL_CODE)
+    assert bob["channels"] == {"telemetry": [True, False]}
+    assert bob["readings"] == ["plant/lyon/pump1/env"] * 3
+    assert "commands" in bob["publish"] and "you may not" in bob["publish"], bob["publish"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from jupyter_iotcable.cli import main; raise SystemExit(main())",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_as_bob_lists_telemetry_and_is_refused_commands(hub: Hub) -> None:
+    options = ["--url", hub.server("bob"), "--token", hub.token("bob")]
+    listed = _cli("channels", "--format", "jsonl", *options)
+    assert listed.returncode == 0, listed.stderr
+    names = [json.loads(line)["name"] for line in listed.stdout.splitlines()]
+    assert names == ["telemetry"]
+
+    refused = _cli("publish", "commands", '{"setpoint": 1}', "--topic", TOPIC, *options)
+    assert refused.returncode == 1
+    assert "you may not" in refused.stderr and "commands" in refused.stderr, refused.stderr
+
+    tail = _cli("tail", "telemetry", "--count", "2", "--format", "jsonl", *options)
+    assert tail.returncode == 0, tail.stderr
+    assert [json.loads(line)["topic"] for line in tail.stdout.splitlines()] == [
+        "plant/lyon/pump1/env"
+    ] * 2
+
+
+def _probe(hub: Hub, server: str) -> dict[str, Any]:
+    secret = hub.broker_password
+    # The secret travels reversed, so that the code sent to the kernel never holds it.
+    call = f"probe({secret[::-1]!r}[::-1], {hub.service_url!r})"
+    code = f"{PROBE}\nimport json\nprint(json.dumps({call}))"
+    result: dict[str, Any] = hub.kernel("bob", server).run_json(code)
+    return result
+
+
+def test_probe_finds_the_broker_password_in_todays_mode_and_not_in_service_mode(
+    hub: Hub,
+) -> None:
+    try:
+        today = _probe(hub, "today")
+    finally:
+        # bob's processes must not include the old way's while the service is probed.
+        hub.stop_server("bob", "today")
+    # The extension inside bob's server: the password is in the server's initial
+    # environment, which bob's kernel (same OS user) reads from /proc.
+    assert any(re.fullmatch(r"/proc/\d+/environ", where) for where in today["found"]), today
+
+    service = _probe(hub, "")
+    assert service["found"] == [], service
+    searched = service["searched"]
+    # "Not found" after looking everywhere: every source was read.
+    assert searched["environ"] > 0 and searched["files"] > 0, searched
+    assert searched["proc_environ"] > 0 and searched["proc_cmdline"] > 0, searched
+    assert searched["responses"] >= 6, searched
+
+
+def test_a_custom_scope_granted_through_a_role_opens_commands_and_revoking_closes_it(
+    hub: Hub,
+) -> None:
+    token = hub.new_token("bob", "scope test")  # a personal token inherits bob's scopes
+    publish_url = hub.service_url + "iotcable/api/channels/commands/publish"
+
+    def allowed() -> bool:
+        status, _ = post(publish_url, token, COMMAND)
+        return status == 200
+
+    def settles(expected: bool, within: float = 20.0) -> bool:
+        # The service caches the hub's answer for HubOAuth.cache_max_age (10 s).
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if allowed() == expected:
+                return True
+            time.sleep(0.5)
+        return False
+
+    assert not allowed()
+    hub.set_group(COMMANDERS, "bob", member=True)
+    try:
+        assert settles(True), "custom:iotcable:write:commands did not open commands"
+        assert rights(get(hub.service_url + "iotcable/api/channels", token))["commands"] == (
+            True,
+            True,
+        )
+    finally:
+        hub.set_group(COMMANDERS, "bob", member=False)
+    assert settles(False), "revoking the role did not close commands"
+
+
+def _connected_clients(log: str) -> dict[str, str]:
+    """Client id -> username of the clients connected at the end of a mosquitto log."""
+    clients: dict[str, str] = {}
+    for line in log.splitlines():
+        if m := re.search(r"New client connected from \S+ as (\S+) \(.*u'([^']*)'\)", line):
+            clients[m.group(1)] = m.group(2)
+        elif m := re.search(r"Client (\S+) (?:disconnected|closed its connection)", line):
+            clients.pop(m.group(1), None)
+    return clients
+
+
+def test_the_broker_sees_one_connection_from_the_service_for_both_users(hub: Hub) -> None:
+    hub.kernel("alice").run_json(KERNEL_CODE)
+    hub.kernel("bob").run_json(KERNEL_CODE)
+    clients = _connected_clients(hub.mosquitto.log_path.read_text())
+    service = [c for c in clients if c == "iotcable-hub-service"]
+    assert service == ["iotcable-hub-service"]
+    # alice's and bob's servers (clients of the service) opened no broker connection.
+    assert not [c for c in clients if c.startswith("jupyter-iotcable-")], clients
+    assert sorted(clients) == ["iotcable-hub-service", "test-device"], clients
