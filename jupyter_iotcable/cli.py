@@ -27,6 +27,10 @@ FORMATS = ("table", "jsonl", "csv")  # tailformat.FORMATS, without importing the
 _DELEGATES = {
     "simulate": ("jupyter_iotcable.bridge.simulator", "a device simulator publishing to MQTT"),
     "demo": ("jupyter_iotcable.demo", "JupyterLab with the extension, a broker and a simulator"),
+    "hub-service": (
+        "jupyter_iotcable.hubservice",
+        "the channels as a JupyterHub service (docs/jupyterhub.md)",
+    ),
 }
 
 
