@@ -245,14 +245,13 @@ class Subscription:
             self._callbacks.remove(callback)
 
     def live(self, **options: Any) -> Any:
-        """A live chart and table of this subscription (a ``LiveChart`` widget).
+        """A live chart and table of this subscription (a ``LiveChart`` anywidget).
 
-        ``y="temperature"`` charts that field (default: the first float measurement,
-        skipping counters such as ``seq``); ``points`` (500) and ``rows`` (20) bound the
-        chart and the table; ``interval`` (0.1 s) spaces the updates, which carry only
-        the new points. The chart is drawn by this package's JupyterLab extension;
-        ``renderer="html"`` draws it in the kernel as SVG in a standard ipywidgets box
-        instead, for frontends without the extension (VS Code, Colab).
+        It draws the whole window (history included), then follows. ``y="temperature"``
+        or a list of fields (one panel each; default: the first float measurement, never
+        a counter such as ``seq``); ``by="device"`` names the series (default: the
+        channel's topic levels that vary); ``max_shown`` (12), ``height`` (240 px),
+        ``interval`` (0.1 s between updates), ``timezone`` ("local" or "UTC").
         ``widget.live_view.stop()`` stops following. See ``jupyter_iotcable.widgets``.
         """
         from ..widgets import live_view

@@ -16,7 +16,6 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -28,7 +27,6 @@ import { DEFAULT_SETTINGS, IoTModel } from './model';
 import { IoTPanel, PANEL_ID } from './panel';
 import { IoTStatusItem } from './statusitem';
 import { CableTransport } from './transport';
-import { LiveChartModel, LiveChartView, MODULE_NAME, MODULE_VERSION } from './widgets/livechart';
 
 export namespace CommandIDs {
   export const open = 'iotcable:open';
@@ -132,23 +130,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-/**
- * The `sub.live()` chart (jupyter_iotcable.widgets.LiveChart), registered with the
- * Jupyter widget manager. A separate plugin: without ipywidgets' manager in the page it
- * is skipped and the sidebar plugin above still runs.
- */
-const widgetsPlugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyter-iotcable:widgets',
-  description: 'The live chart widget of sub.live() (jupyter_iotcable.widgets.LiveChart)',
-  autoStart: true,
-  requires: [IJupyterWidgetRegistry],
-  activate: (_app: JupyterFrontEnd, registry: IJupyterWidgetRegistry) => {
-    registry.registerWidget({
-      name: MODULE_NAME,
-      version: MODULE_VERSION,
-      exports: { LiveChartModel, LiveChartView }
-    });
-  }
-};
-
-export default [plugin, widgetsPlugin];
+export default plugin;

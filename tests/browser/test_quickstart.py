@@ -163,7 +163,7 @@ def test_the_quickstart_cell_by_cell_in_jupyterlab(
     assert re.fullmatch(r"published to plant/lyon/\w+/cmd\s*", output("%iot publish"))
 
     # The live chart, last: it fills while the user looks at it.
-    chart = page.locator(".jp-IoTCable-livechart").first
+    chart = page.locator(".iotcable-live").first
     wait_until(lambda: points_shown(page) > 0, timeout=30, what="the live chart's points")
     before = points_shown(page)
     wait_until(lambda: points_shown(page) > before, timeout=15, what="the chart to keep moving")

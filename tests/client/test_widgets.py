@@ -1,287 +1,376 @@
-"""The live widget: coalesced updates, the LiveChart messages, the SVG chart and the table."""
+"""``sub.live()`` in the kernel: downsampling, the chart's store, series naming, and the
+LiveChart's messages (one per flush at most, binary buffers, the window on request).
+
+The subscriptions here are real ``Subscription`` objects fed through ``_receive`` as the
+cable feeds them; the widget's ``send`` is replaced by a recorder, so every message the
+browser would get is checked. The browser side is tested in labextension/test and
+tests/browser/test_live_widget.py.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
 from typing import Any
 
-import ipywidgets
-import numpy
+import numpy as np
 import pytest
 
 from jupyter_iotcable.client.buffer import Row
-from jupyter_iotcable.client.subscription import Subscription
-from jupyter_iotcable.widgets import (
-    EXTENSION_VERSION,
-    LiveChart,
-    LiveView,
-    decode_points,
-    encode_points,
-    latest_message,
-    latest_table,
-    pick_y,
-    svg_chart,
-)
+from jupyter_iotcable.client.subscription import Reading, Subscription
+from jupyter_iotcable.widgets import LiveChart, LiveView, live_view
+from jupyter_iotcable.widgets.chart import BUNDLE, HEARTBEAT, TABLE_INTERVAL
+from jupyter_iotcable.widgets.downsample import downsample, minmax_indices
+from jupyter_iotcable.widgets.lines import Chunk, LineStore, group_points
+from jupyter_iotcable.widgets.naming import series_namer, varying_levels
 
 T0 = 1_700_000_000.0
+TEMPLATE = "plant/{site}/{device}/env"
 
 
 class FakeCable:
     """The little a subscription asks of its cable when nothing goes over the wire."""
 
     url = "http://127.0.0.1:8888/"
+    state = "connected"
 
     def _unsubscribe(self, sub: Subscription) -> None:
         sub._end("unsubscribed")
 
 
-def live_subscription() -> Subscription:
+def subscription(topic: str | None = None, window: float | None = 900.0) -> Subscription:
     cable: Any = FakeCable()
-    sub = Subscription(
-        cable,
-        "telemetry",
-        None,
-        '{"channel":"telemetry"}',
-        max_rows=1000,
-        window=None,
-    )
-    sub._confirm({"columns": "plant/{site}/{device}/env"})
+    sub = Subscription(cable, "telemetry", topic, "{}", max_rows=100_000, window=window)
+    sub._confirm({"columns": TEMPLATE, "units": {"temperature": "°C"}})
     return sub
 
 
-def feed(sub: Subscription, start: int, stop: int) -> None:
-    sub._receive(
-        "e1",
-        [
-            (n, T0 + n, f"plant/lyon/p{n % 2}/env", {"t": float(n), "state": "<ok>"}, None)
-            for n in range(start, stop)
-        ],
-        0,
-    )
-
-
-def test_a_stopped_view_no_longer_follows() -> None:
-    sub = live_subscription()
-    view = LiveView(sub, interval=3600, renderer="html")
-    view.stop()
-    view._thread.join(10)
-    view.flush()  # whatever was pending before the stop
-    renders = view.renders
-    feed(sub, 0, 10)
-    assert view.flush() is False
-    assert view.renders == renders
-
-
-def test_a_burst_of_readings_costs_one_redraw() -> None:
-    sub = live_subscription()
-    view = LiveView(sub, interval=3600, renderer="html")
-    view._stopped.set()  # keep the renderer thread out of the way; flush by hand
-    view._thread.join(10)
-    view.flush()
-    renders = view.renders
-    for start in range(0, 1000, 10):
-        feed(sub, start, start + 10)
-    assert view.flush() is True
-    assert view.renders == renders + 1
-    assert view.flush() is False
-    assert "polyline" in view.chart.value
-    assert "plant/lyon/p0/env" in view.table.value
-    assert "&lt;ok&gt;" in view.table.value  # payload text is escaped
-    assert "1,000 rows" in view.status.value
-    view.stop()
-
-
-def test_the_html_renderer_is_a_box_with_status_chart_and_table() -> None:
-    sub = live_subscription()
-    box = sub.live(interval=3600, renderer="html")
-    assert isinstance(box, ipywidgets.VBox)
-    assert len(box.children) == 3
-    box.live_view.stop()
-
-
-def test_live_returns_a_live_chart_by_default() -> None:
-    sub = live_subscription()
-    chart = sub.live(interval=3600)
-    assert isinstance(chart, LiveChart)
-    assert chart.live_view.renderer == "widget"
-    chart.live_view.stop()
-
-
-def test_the_live_chart_names_the_labextension_version() -> None:
-    package = Path(__file__).parents[2] / "labextension" / "package.json"
-    version = json.loads(package.read_text())["version"]
-    assert version == EXTENSION_VERSION
-    chart = LiveChart()
-    assert chart._model_module == chart._view_module == "jupyter-iotcable"
-    assert chart._model_name == "LiveChartModel"
-    assert chart._view_name == "LiveChartView"
-    assert chart._model_module_version == chart._view_module_version == "^" + version
-    chart.close()
+def reading_rows(start: int, stop: int, *, devices: int = 4, site: str = "lyon") -> list[Row]:
+    return [
+        (
+            n,
+            T0 + n / 4,
+            f"plant/{site}/pump{n % devices}/env",
+            {"seq": n, "temperature": 20.0 + (n % 7) / 4, "status": "ok" if n % 5 else "fault"},
+            None,
+        )
+        for n in range(start, stop)
+    ]
 
 
 class Recorder:
-    """Stands in for the widget's comm: what LiveView would send."""
-
     def __init__(self) -> None:
-        self.sent: list[tuple[dict[str, object], list[bytes]]] = []
+        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
 
-    def __call__(self, content: dict[str, object], buffers: list[bytes]) -> None:
-        self.sent.append((content, buffers))
+    def __call__(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        # What the comm does: the content goes out as JSON.
+        self.messages.append((json.loads(json.dumps(content)), buffers))
 
-    def kinds(self) -> list[object]:
-        return [content["type"] for content, _ in self.sent]
+    def last(self) -> tuple[dict[str, Any], Chunk]:
+        content, buffers = self.messages[-1]
+        return content, Chunk.from_buffers(buffers)
 
 
-def recording_view(sub: Subscription, **options: Any) -> tuple[LiveView, Recorder]:
+def quiet_view(sub: Subscription, **options: Any) -> tuple[LiveView, Recorder]:
+    """A view whose thread sleeps (interval 1 h): the test flushes by hand."""
     recorder = Recorder()
-    view = LiveView(sub, interval=3600, send=recorder, **options)
-    view._stopped.set()  # keep the thread out of the way; flush by hand
-    view._thread.join(10)
-    view.flush()
-    recorder.sent.clear()
+    view = LiveView(sub, send=recorder, interval=3600, **options)
     return view, recorder
 
 
-def test_a_burst_of_10000_readings_is_one_points_message() -> None:
-    sub = live_subscription()
-    view, recorder = recording_view(sub, points=500)
-    for start in range(0, 10_000, 100):
-        feed(sub, start, start + 100)
-    assert view.flush() is True
-    assert recorder.kinds() == ["points", "latest"]
-    (content, buffers), (latest, latest_buffers) = recorder.sent
-    # Only what the chart can hold: the last 500 points, in order.
-    assert content["count"] == 500
-    assert content["new_topics"] == ["plant/lyon/p0/env", "plant/lyon/p1/env"]
-    topics: list[str] = []
-    points = decode_points(content, buffers, topics)
-    assert [p[2] for p in points] == [float(n) for n in range(9_500, 10_000)]
-    assert latest_buffers == []
-    rows: Any = latest["rows"]
-    assert [row["topic"] for row in rows] == ["plant/lyon/p0/env", "plant/lyon/p1/env"]
-    assert rows[1]["fields"]["t"] == 9_999.0
-    assert rows[1]["fields"]["state"] == "<ok>"  # text: the view escapes it
-    json.dumps(latest, allow_nan=False)
-    chart = view.widget
-    assert (chart.channel, chart.y, chart.rows, chart.gaps) == ("telemetry", "t", 1000, 0)
-    assert chart.state == "live"
-    # Nothing new: nothing sent.
-    assert view.flush() is False
-    assert len(recorder.sent) == 2
-    view.stop()
+# -- downsampling ------------------------------------------------------------------------
 
 
-def test_each_message_carries_only_the_new_points() -> None:
-    sub = live_subscription()
-    view, recorder = recording_view(sub)
-    feed(sub, 0, 3)
-    view.flush()
-    feed(sub, 3, 5)
-    view.flush()
-    points = [(c, b) for c, b in recorder.sent if c["type"] == "points"]
-    assert [c["count"] for c, _ in points] == [3, 2]
-    assert points[1][0]["new_topics"] == []  # the names crossed the wire once
-    topics: list[str] = []
-    received = [p for c, b in points for p in decode_points(c, b, topics)]
-    assert [p[2] for p in received] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    view.stop()
+def test_minmax_keeps_each_buckets_extremes_and_both_ends() -> None:
+    rng = np.random.default_rng(7)
+    times = T0 + np.cumsum(rng.uniform(0.001, 0.02, 50_000))
+    values = np.sin(np.arange(50_000) / 400) + rng.normal(0, 0.1, 50_000)
+    values[12_345] = 40.0
+    values[33_333] = -40.0
+    width = 1.0
+    keep = minmax_indices(times, values, width)
+    assert keep[0] == 0 and keep[-1] == len(times) - 1
+    assert np.all(np.diff(keep) > 0), "sorted, no repeats"
+    buckets = np.floor(times / width)
+    kept_buckets = buckets[keep]
+    for bucket in np.unique(buckets):
+        every = values[buckets == bucket]
+        kept = values[keep][kept_buckets == bucket]
+        assert kept.min() == every.min() and kept.max() == every.max()
+    assert len(keep) <= 2 * len(np.unique(buckets)) + 2
+    assert {12_345, 33_333} <= set(keep.tolist()), "the spikes survive"
 
 
-def test_the_latest_message_is_json_safe() -> None:
-    message = latest_message(
-        {"b": (T0, {"x": float("nan"), "n": None, "ok": True}), "a": (T0, {"l": [1, 2]})}
+def test_minmax_keeps_the_first_of_equal_extremes_and_sparse_series_whole() -> None:
+    times = T0 + np.array([0.0, 0.1, 0.2, 0.3, 0.4])
+    values = np.array([1.0, 1.0, 3.0, 3.0, 2.0])
+    assert minmax_indices(times, values, 10.0).tolist() == [0, 2, 4]
+    sparse = T0 + np.arange(20.0) * 5
+    assert minmax_indices(sparse, np.arange(20.0), 1.0).tolist() == list(range(20))
+    assert minmax_indices(times[:2], values[:2], 1.0).tolist() == [0, 1]
+    t, v = downsample(times, values, 10.0)
+    assert t.tolist() == times[[0, 2, 4]].tolist() and v.tolist() == [1.0, 3.0, 2.0]
+    with pytest.raises(ValueError, match="positive"):
+        minmax_indices(times, values, 0.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        minmax_indices(times, values[:3], 1.0)
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+def chunk_of(series: list[int], times: list[float], values: list[list[float]]) -> Chunk:
+    return group_points(
+        np.array(series, np.uint32), np.array(times), np.array(values, dtype=np.float64)
     )
-    text = json.dumps(message, allow_nan=False)
-    assert '"topic": "a"' in text
-    rows: Any = message["rows"]
-    assert rows[1]["fields"] == {"x": "nan", "n": None, "ok": True}
-    assert rows[0]["fields"] == {"l": "[1, 2]"}
 
 
-def test_svg_chart_draws_one_line_per_topic() -> None:
-    points = [(T0 + n, f"t{n % 3}", float(n)) for n in range(30)]
-    svg = svg_chart(points, "temperature")
-    assert svg.count("<polyline") == 3
-    assert "temperature" in svg
-    assert "waiting for numeric readings" in svg_chart([], None)
-    assert "sub.live(y=&quot;field&quot;)" in svg_chart([], None)
+def test_points_group_into_lines_per_series_and_field_without_missing_values() -> None:
+    chunk = chunk_of(
+        [1, 0, 1, 0],
+        [T0 + 2, T0 + 1, T0 + 1, T0 + 3],
+        [[1.0, math.nan], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]],
+    )
+    lines = {(s, f): (t.tolist(), v.tolist()) for s, f, t, v in chunk.lines()}
+    assert lines == {
+        (0, 0): ([T0 + 1, T0 + 3], [2.0, 4.0]),
+        (1, 0): ([T0 + 1, T0 + 2], [3.0, 1.0]),  # time-sorted within a line
+        (0, 1): ([T0 + 1, T0 + 3], [20.0, 40.0]),
+        (1, 1): ([T0 + 1], [30.0]),  # the NaN is not a point
+    }
+    again = Chunk.from_buffers(chunk.buffers())
+    assert again.table.tolist() == chunk.table.tolist()
+    assert again.times.tolist() == chunk.times.tolist()
+    with pytest.raises(ValueError, match="do not match"):
+        Chunk.from_buffers([chunk.buffers()[0], b"", b""])
 
 
-def test_latest_table_has_one_row_per_topic() -> None:
-    html = latest_table({"b": (T0, {"x": 1.0}), "a": (T0, {"y": "z"})})
-    assert html.count("<tr>") == 3
-    assert html.index("<td>a</td>") < html.index("<td>b</td>")
-    assert latest_table({}) == ""
+def test_the_store_merges_a_backfill_drops_repeats_and_keeps_its_window() -> None:
+    store = LineStore(span=60.0, max_points=1000)
+    store.add(chunk_of([0, 0], [T0 + 10, T0 + 20], [[1.0], [2.0]]))
+    store.add(chunk_of([0, 0, 0], [T0 + 5, T0 + 10, T0 + 15], [[0.5], [1.0], [1.5]]))
+    line = store.lines[(0, 0)]
+    assert line.times.tolist() == [T0 + 5, T0 + 10, T0 + 15, T0 + 20]
+    assert line.values.tolist() == [0.5, 1.0, 1.5, 2.0]
+    store.add(chunk_of([1], [T0 + 70], [[7.0]]))
+    assert line.times.tolist() == [T0 + 10, T0 + 15, T0 + 20], "older than newest - 60 s"
+    assert len(store) == 4
 
 
-def test_the_default_y_is_a_float_measurement_not_a_counter() -> None:
-    assert pick_y({"seq": 3, "temperature": 20.5, "status": "ok"}) == "temperature"
-    assert pick_y({"id": 7, "ts": 1.7e9, "rpm": 1200, "load": 0.5}) == "load"
-    assert pick_y({"seq": 3, "device_id": 9, "rpm": 1200}) == "rpm"
-    assert pick_y({"env.created_at": 1.7e9, "env.humidity": 40.0}) == "env.humidity"
-    assert pick_y({"seq": 3, "ok": True, "status": "ok"}) is None
+def test_a_busy_line_is_compacted_and_keeps_its_extremes_and_recent_points() -> None:
+    store = LineStore(span=100.0, max_points=10**6, buckets=50, recent=5.0)
+    times = T0 + np.arange(4000, dtype=np.float64) * 0.025  # 40 Hz for 100 s
+    values = (np.arange(4000, dtype=np.float64) % 10) - 5.0
+    store.add(group_points(np.zeros(4000, np.uint32), times, values[:, None]))
+    line = store.lines[(0, 0)]
+    assert len(line) <= 2 * 50 + 2 + 5 / 0.025 + 1
+    assert line.values.min() == -5.0 and line.values.max() == 4.0
+    recent = line.times[line.times >= times[-1] - 5.0]
+    assert len(recent) == 201, "the last 5 s stay whole"
 
 
-def test_the_view_charts_the_measurement_and_y_overrides_it() -> None:
-    sub = live_subscription()
-    readings: list[Row] = [
-        (n, T0 + n, "plant/lyon/p0/env", {"seq": n, "t": n / 2}, None) for n in range(5)
-    ]
-    view = LiveView(sub, interval=3600, renderer="html")
-    chosen = LiveView(sub, y="seq", interval=3600, renderer="html")
-    sub._receive("e1", readings, 0)
-    for each in (view, chosen):
-        each._stopped.set()
-        each._thread.join(10)
-        each.flush()
-    assert view.y == "t"
-    assert "<strong>t</strong>" in view.chart.value
-    assert chosen.y == "seq"
-    assert "<strong>seq</strong>" in chosen.chart.value
-    view.stop()
-    chosen.stop()
+def test_a_store_without_a_window_is_bounded_by_points() -> None:
+    store = LineStore(span=None, max_points=100)
+    for start in range(0, 300, 50):
+        store.add(
+            group_points(
+                np.zeros(50, np.uint32), T0 + np.arange(start, start + 50.0), np.ones((50, 1))
+            )
+        )
+    assert len(store) <= 100
+    assert store.lines[(0, 0)].newest == T0 + 299
 
 
-def test_points_encode_as_binary_buffers_that_numpy_reads_back() -> None:
-    points = [(T0, "a", 1.5), (T0 + 1, "b", -2.0), (T0 + 2, "a", 3.25)]
-    topics: list[str] = []
-    content, buffers = encode_points(points, topics)
-    assert content == {"type": "points", "count": 3, "new_topics": ["a", "b"]}
-    assert topics == ["a", "b"]
-    assert numpy.frombuffer(buffers[0], dtype=numpy.float64).tolist() == [T0, T0 + 1, T0 + 2]
-    assert numpy.frombuffer(buffers[1], dtype=numpy.float64).tolist() == [1.5, -2.0, 3.25]
-    assert numpy.frombuffer(buffers[2], dtype=numpy.uint32).tolist() == [0, 1, 0]
-    received: list[str] = []
-    assert decode_points(content, buffers, received) == points
-    # A topic's name crosses the wire once: the next message only names new ones.
-    content2, buffers2 = encode_points([(T0 + 3, "b", 4.0), (T0 + 4, "c", 5.0)], topics)
-    assert content2["new_topics"] == ["c"]
-    assert decode_points(content2, buffers2, received) == [(T0 + 3, "b", 4.0), (T0 + 4, "c", 5.0)]
-    assert received == topics == ["a", "b", "c"]
+# -- series names --------------------------------------------------------------------------
 
 
-def test_no_points_encode_as_empty_buffers() -> None:
-    content, buffers = encode_points([], [])
-    assert content["count"] == 0
-    assert buffers == [b"", b"", b""]
+def reading(topic: str, payload: object = None) -> Reading:
+    levels = topic.split("/")
+    return Reading(topic, T0, payload, {"site": levels[1], "device": levels[2]}, 0)
+
+
+def test_series_are_named_by_the_levels_that_vary() -> None:
+    assert varying_levels(TEMPLATE, None) == ["site", "device"]
+    assert varying_levels(TEMPLATE, "plant/lyon/+/env") == ["device"]
+    assert varying_levels(TEMPLATE, "plant/+/pump1/env") == ["site"]
+    assert varying_levels(TEMPLATE, "plant/#") == ["site", "device"]
+    assert varying_levels(TEMPLATE, "plant/lyon/pump1/env") == ["site", "device"]
+    assert varying_levels(None, "plant/#") == []
+    name = series_namer(["site", "device"], TEMPLATE, None)
+    assert name(reading("plant/lyon/pump1/env")) == "lyon/pump1"
+    by_sensor = series_namer(["sensor"], TEMPLATE, None)
+    assert by_sensor(reading("plant/lyon/pump1/env", {"sensor": "a1"})) == "a1"
+    assert by_sensor(reading("plant/lyon/pump1/env", {"other": 1})) == "?"
+    # Without a template: the levels under the filter's wildcards.
+    bare = series_namer([], None, "plant/lyon/+/env")
+    assert bare(Reading("plant/lyon/pump7/env", T0, 1, {}, 0)) == "pump7"
+    assert series_namer([], None, None)(Reading("a/b", T0, 1, {}, 0)) == "a/b"
+
+
+# -- the widget ----------------------------------------------------------------------------
+
+
+def test_live_is_an_anywidget_carrying_the_bundle_and_the_channels_units() -> None:
+    sub = subscription("plant/lyon/+/env")
+    sub._receive("e1", reading_rows(0, 40), 0)
+    chart = sub.live()
+    try:
+        assert isinstance(chart, LiveChart)
+        assert chart._esm == BUNDLE.read_text(encoding="utf-8")
+        assert "uPlot" in chart._esm or "uplot" in chart._esm.lower()
+        assert chart.fields == ["temperature"]
+        assert chart.units == {"temperature": "°C"}
+        assert chart.by == ["device"]
+        assert chart.span == 900.0
+        assert chart.ranges == [60.0]
+        assert chart.live_view.sub is sub
+    finally:
+        chart.close()
+
+
+def test_the_first_window_holds_the_history_and_names_series_by_columns() -> None:
+    sub = subscription()
+    sub._receive("e1", reading_rows(0, 400, devices=4) + reading_rows(400, 440, site="porto"), 0)
+    view, sent = quiet_view(sub)
+    try:
+        view.request_window()  # what a view does when it renders
+        assert view.flush()
+        content, chunk = sent.last()
+        assert content["reset"] is True and content["series_from"] == 0
+        assert sorted(content["series"]) == [
+            "lyon/pump0", "lyon/pump1", "lyon/pump2", "lyon/pump3",
+            "porto/pump0", "porto/pump1", "porto/pump2", "porto/pump3",
+        ]  # fmt: skip
+        assert len(chunk) == 440, "every reading of the frame, history included"
+        assert chunk.times.min() == T0 and chunk.times.max() == T0 + 439 / 4
+        assert {row["series"] for row in content["latest"]} == set(content["series"])
+    finally:
+        view.close()
+
+
+def test_a_burst_of_10000_readings_is_one_message_with_binary_buffers() -> None:
+    sub = subscription()
+    view, sent = quiet_view(sub)
+    try:
+        view.flush()
+        before = len(sent.messages)
+        for start in range(0, 10_000, 500):
+            sub._receive("e1", reading_rows(start, start + 500, devices=200), 0)
+        assert view.flush()
+        assert len(sent.messages) == before + 1
+        content, chunk = sent.last()
+        assert len(chunk) == 10_000
+        assert len(content["series"]) == 200 and content["series_from"] == 0
+        assert all(isinstance(buffer, bytes) for buffer in sent.messages[-1][1])
+        assert len(json.dumps(content)) < 40_000, "the points travel in the buffers"
+        # The next flush carries only what is new, and no series twice.
+        sub._receive("e1", reading_rows(10_000, 10_010, devices=200), 0)
+        view.flush(now=1e9)
+        content, chunk = sent.last()
+        assert len(chunk) == 10 and content["series_from"] == 200 and content["series"] == []
+    finally:
+        view.close()
+
+
+def test_with_nothing_new_the_view_only_sends_a_heartbeat_now_and_then() -> None:
+    sub = subscription()
+    view, sent = quiet_view(sub)
+    try:
+        assert view.flush(now=1000.0)
+        assert not view.flush(now=1000.0 + HEARTBEAT / 2), "nothing new, heartbeat not due"
+        assert view.flush(now=1000.0 + HEARTBEAT)
+        content, chunk = sent.last()
+        assert len(chunk) == 0 and content["status"]["state"] == "live"
+    finally:
+        view.close()
+
+
+def test_the_table_goes_at_most_once_a_second_with_exact_numbers() -> None:
+    sub = subscription()
+    view, sent = quiet_view(sub)
+    try:
+        sub._receive("e1", reading_rows(0, 1), 0)
+        view.flush(now=100.0)
+        assert len(sent.last()[0]["latest"]) == 1
+        big = 2**60
+        sub._receive(
+            "e1",
+            [(1, T0, "plant/lyon/p1/env", {"ts": 1796504832.7, "n": big, "x": [1, 2]}, None)],
+            0,
+        )
+        count = len(sent.messages)
+        view.flush(now=100.0 + TABLE_INTERVAL / 2)
+        news = sent.messages[count:]
+        assert all("latest" not in content for content, _ in news), "it waits for its second"
+        view.flush(now=100.0 + TABLE_INTERVAL)
+        (row,) = sent.last()[0]["latest"]
+        assert row["series"] == "lyon/p1" and row["time"] == T0
+        assert row["fields"]["ts"] == 1796504832.7, "every digit, not 1796500000"
+        assert row["fields"]["n"] == str(big), "an int JavaScript cannot hold goes as text"
+        assert row["fields"]["x"] == "[1, 2]"
+    finally:
+        view.close()
+
+
+def test_y_may_be_a_list_and_each_field_is_a_line() -> None:
+    sub = subscription()
+    sub._receive("e1", reading_rows(0, 8), 0)
+    view, sent = quiet_view(sub, y=["temperature", "seq"])
+    try:
+        view.request_window()
+        view.flush()
+        _, chunk = sent.last()
+        assert view.widget.fields == ["temperature", "seq"]
+        assert sorted({field for _, field, _ in chunk.table.tolist()}) == [0, 1]
+    finally:
+        view.close()
+
+
+def test_the_first_reading_picks_y_when_the_frame_was_empty() -> None:
+    sub = subscription()
+    view, sent = quiet_view(sub)
+    try:
+        assert view.widget.fields == []
+        sub._receive("e1", reading_rows(0, 4), 0)
+        view.flush()
+        assert view.widget.fields == ["temperature"], "a float measurement, not seq"
+        assert len(sent.last()[1]) == 4
+    finally:
+        view.close()
 
 
 @pytest.mark.parametrize(
-    ("options", "error", "hint"),
+    ("options", "error", "message"),
     [
-        ({"y": 3}, TypeError, "y='temperature'"),
-        ({"points": 0}, ValueError, "points must be positive"),
-        ({"points": -5}, ValueError, "points must be positive"),
-        ({"points": 2.5}, TypeError, "points must be an int"),
-        ({"rows": 0}, ValueError, "rows must be positive"),
-        ({"interval": 0}, ValueError, "interval must be a positive number"),
-        ({"renderer": "svg"}, ValueError, "renderer must be 'widget' or 'html'"),
+        ({"y": "status"}, ValueError, "y='status' is not a numeric field of the 'telemetry'"),
+        ({"y": "nope"}, ValueError, "numeric fields: seq, temperature"),
+        ({"y": 3}, TypeError, "y must be a field name"),
+        ({"y": ["temperature", "temperature"]}, ValueError, "names a field twice"),
+        ({"by": "colour"}, ValueError, "by='colour' is neither"),
+        ({"max_shown": 0}, ValueError, "max_shown must be positive"),
+        ({"interval": 0.01}, ValueError, "interval must be a number of seconds >= 0.1"),
+        ({"timezone": "CET"}, ValueError, "timezone must be 'local' or 'UTC'"),
+        ({"renderer": "html"}, TypeError, "unknown option(s) ['renderer']"),
     ],
 )
-def test_bad_live_options_raise_a_clear_error(
-    options: dict[str, Any], error: type[Exception], hint: str
-) -> None:
-    sub = live_subscription()
-    with pytest.raises(error, match=hint.replace("(", r"\(")):
-        sub.live(**options)
+def test_bad_options_raise_at_once(options: dict[str, Any], error: type, message: str) -> None:
+    sub = subscription()
+    sub._receive("e1", reading_rows(0, 8), 0)
+    with pytest.raises(error) as info:
+        live_view(sub, **options)
+    assert message in str(info.value)
+    assert not sub._callbacks, "nothing keeps following after a refusal"
+
+
+def test_the_status_says_stopped_or_reconnecting_and_a_closed_chart_stops() -> None:
+    sub = subscription()
+    view, _ = quiet_view(sub)
+    cable: Any = sub._cable
+    cable.state = "reconnecting"
+    assert view.status()["cable"] == "reconnecting"
+    view.stop()
+    sub._receive("e1", reading_rows(0, 4), 0)
+    assert view.status()["state"] == "stopped" and len(view.store) == 0
+    view.widget.close()
+    view._thread.join(5)
+    assert not view._thread.is_alive(), "the thread ends with its widget"
