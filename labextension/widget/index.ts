@@ -58,8 +58,12 @@ interface IDataMessage {
   latest?: ILatestRow[];
 }
 
-/** Seconds between two window requests while none was answered (a busy kernel). */
-const ASK_AGAIN = 10;
+/**
+ * Seconds between two window requests while none was answered: a busy kernel answers
+ * them all at once (it coalesces them into one reply); a request sent while the model's
+ * comm was still being restored is lost, and the next one gets through.
+ */
+const ASK_AGAIN = 3;
 
 const PALETTE = [
   '#1f77b4',
