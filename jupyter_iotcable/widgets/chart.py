@@ -156,6 +156,7 @@ class LiveView:
         self.sends = 0
         self.sent_bytes = 0
         self.flush_cpu = 0.0
+        self.requests = 0  # window requests from views
         # Check the options on a first look at the frame; then follow, then read the frame
         # again: a reading in between is in both, and the store drops the repeat; one that
         # is in neither cannot happen.
@@ -288,6 +289,7 @@ class LiveView:
         if isinstance(content, dict) and content.get("type") == "window":
             with self._lock:
                 self._window_wanted = True
+                self.requests += 1
 
     # -- data out -----------------------------------------------------------------------
 

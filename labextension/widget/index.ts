@@ -114,6 +114,7 @@ class ChartData {
   askedAt = -Infinity;
   disconnected = false;
   messages = 0;
+  asks = 0;
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly model: Model) {
@@ -147,6 +148,7 @@ class ChartData {
     const now = performance.now();
     if (!this.hasWindow && !this.disconnected && now - this.askedAt > ASK_AGAIN * 1000) {
       this.askedAt = now;
+      this.asks++;
       this.model.send({ type: 'window' });
     }
   }
@@ -522,6 +524,7 @@ class LiveView {
     dataset.drawMs = ms.toFixed(2);
     dataset.messages = String(this.data.messages);
     dataset.window = this.data.hasWindow ? 'whole' : 'partial';
+    dataset.asks = String(this.data.asks);
     const first = this.plots[0]?.plot;
     if (first) {
       // The plotting area in canvas pixels, for tests that read the canvas.

@@ -393,11 +393,14 @@ def _walk(page: Page, server: LiveServer, plant: Plant, frontend: str, name: str
         root = chart(page, 0)
         root.wait_for(timeout=60_000)
         wait_live(root, f"the {step} chart to go live")
-        wait_until(
-            functools.partial(has_whole_window, root, int(before["points"])),
-            timeout=30,
-            what=f"the {step} chart to hold the whole window ({before['points']} points)",
-        )
+        try:
+            wait_until(
+                functools.partial(has_whole_window, root, int(before["points"])),
+                timeout=30,
+                what=f"the {step} chart to hold the whole window ({before['points']} points)",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {facts(root)}") from None
         again = facts(root)
         assert abs(float(again["x0"]) - float(before["x0"])) < 30, (step, again, before)
         ink = ink_by_tenth(root)
