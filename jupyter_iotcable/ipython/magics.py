@@ -371,12 +371,19 @@ def _learn(
     fields: dict[str, dict[str, None]],
     numeric: dict[str, set[str]],
 ) -> None:
-    """The topics and payload fields a subscription has seen (its latest row per topic)."""
+    """The topics and payload fields a subscription has seen (its latest row per topic),
+    and the example topics the server named when it confirmed the subscription."""
     try:
         latest = sub.latest
     except Exception:  # completion must never fail: a frame that cannot be built adds nothing
         return
-    topics.setdefault(sub.channel, set()).update(str(topic) for topic in latest.index)
+    seen = topics.setdefault(sub.channel, set())
+    seen.update(str(topic) for topic in latest.index)
+    # What the server told the subscription about the channel's topics (its confirm).
+    known = sub.meta.get("topics")
+    examples = known.get("examples") if isinstance(known, dict) else None
+    if isinstance(examples, list):
+        seen.update(example for example in examples if isinstance(example, str))
     template = sub.meta.get("columns")
     levels = set(TopicTemplate(template).names) if isinstance(template, str) else set()
     for name, dtype in latest.dtypes.items():
