@@ -34,7 +34,6 @@ from ..protocol import (
     BrokerStatus,
     ClientConnection,
     Disconnected,
-    Gap,
     HistoryConfirmed,
     HistoryRequest,
     LocalProtocolError,
@@ -45,6 +44,9 @@ from ..protocol import (
     Transmission,
     Welcomed,
     make_identifier,
+)
+from ..protocol import (
+    GapReported as Gap,
 )
 from ..protocol import (
     SubscriptionRejected as RejectedEvent,

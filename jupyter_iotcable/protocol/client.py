@@ -7,7 +7,7 @@ feeds every received frame to :meth:`~ClientConnection.receive_text`, writes
 and when to reconnect. The machine outlives its sockets: subscriptions and stream
 positions are kept, so that after a reconnect it resubscribes (or, after a session
 resume, asks for history) from the last positions, drops rows it already holds, and
-reports as :class:`Gap` events the losses the server tells it about.
+reports as :class:`GapReported` events the losses the server tells it about.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ __all__ = [
     "ClientConnection",
     "ClientEvent",
     "Disconnected",
-    "Gap",
+    "GapReported",
     "HistoryConfirmed",
     "RowsReceived",
     "ServerError",
@@ -108,14 +108,16 @@ class HistoryConfirmed:
 
 
 @dataclass(frozen=True)
-class Gap:
+class GapReported:
     """Readings were lost, as the server reported (a ``reject_history``) or as an epoch
     change shows; an offset that jumps is NOT a gap (narrower topics skip offsets).
 
     ``after_offset`` is the last offset held before the gap (in the old epoch when
     ``epoch_changed``; ``None`` when nothing was held), ``available_from`` the oldest
     offset the server still keeps, in ``epoch``: the stream's current epoch (``None``
-    when the report is not about a stream).
+    when the report is not about a stream). ``since`` is the time the answered history
+    request asked from (``None`` when it asked from positions, or when the gap showed in
+    rows): the gap then starts there, whatever the subscription held already.
     """
 
     identifier: str
@@ -125,6 +127,7 @@ class Gap:
     after_offset: int | None
     available_from: int | None
     epoch: str | None = None
+    since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ ClientEvent = (
     | RowsReceived
     | Transmission
     | HistoryConfirmed
-    | Gap
+    | GapReported
     | Disconnected
     | ServerError
     | BrokerStatus
@@ -294,6 +297,16 @@ class ClientConnection:
     def positions(self, identifier: str) -> Mapping[str, StreamPosition]:
         """The last position held in each stream of a subscription."""
         return MappingProxyType(dict(self._sub("positions", identifier).positions))
+
+    def replaying(self, identifier: str) -> bool:
+        """Whether a history request of this subscription awaits its answer.
+
+        Rows received meanwhile are the answer (the server holds live rows back until it
+        is complete), i.e. a backfill rather than new arrivals; the client counts only the
+        latter in its rates. ``False`` for an identifier it does not know.
+        """
+        sub = self._subs.get(identifier)
+        return sub is not None and bool(sub.inflight)
 
     def resume_query(self) -> dict[str, str]:
         """Query parameters for the reconnect URL: ``{"sid": ...}`` once welcomed."""
@@ -589,11 +602,16 @@ class ClientConnection:
             return
         asked = sub.inflight[0] if sub.inflight else None
         sub.history_answered()
+        since = asked.request.since if asked is not None else None
         if stream_id is None or epoch is None:
-            self._events.append(Gap(identifier, None, reason, False, None, None))
+            self._events.append(
+                GapReported(identifier, None, reason, False, None, None, None, since)
+            )
             return
         held = _gap_start(sub, asked, stream_id)
-        self._report_rejected(identifier, sub, stream_id, epoch, held, reason, available_from)
+        self._report_rejected(
+            identifier, sub, stream_id, epoch, held, reason, available_from, since
+        )
         asked_from = asked.request.streams.get(stream_id) if asked is not None else None
         if available_from is None or sub.state is not SubscriptionState.CONFIRMED:
             return
@@ -615,6 +633,7 @@ class ClientConnection:
         held: StreamPosition | None,
         reason: str,
         available_from: int | None,
+        since: float | None,
     ) -> None:
         """Record the gap a ``reject_history`` about a stream reports, once per restart.
 
@@ -628,7 +647,16 @@ class ClientConnection:
             return
         after_offset = held.offset if held is not None else None
         self._events.append(
-            Gap(identifier, stream_id, reason, epoch_changed, after_offset, available_from, epoch)
+            GapReported(
+                identifier,
+                stream_id,
+                reason,
+                epoch_changed,
+                after_offset,
+                available_from,
+                epoch,
+                since,
+            )
         )
         if epoch_changed:
             # What follows comes from the new epoch; do not report its change twice.
@@ -669,7 +697,7 @@ class ClientConnection:
         known = sub.positions.get(stream_id)
         if known is not None and known.epoch != epoch:
             self._events.append(
-                Gap(
+                GapReported(
                     identifier,
                     stream_id,
                     f"stream {stream_id} restarted (epoch {known.epoch} -> {epoch}): "
@@ -697,6 +725,8 @@ def _new_rows(
 ) -> tuple[Row, ...]:
     """The rows not held yet: above the last offset, or below the floor and outside what
     the history answers in flight have sent so far."""
+    if not rows or rows[0][0] > last:
+        return rows  # offsets increase within a frame: all new (the live case)
     floor = sub.floors.get(stream_id, last + 1)
     low, high = sub.backfill.get(stream_id, (0, -1))
     return tuple(
@@ -706,7 +736,7 @@ def _new_rows(
 
 def _hold(sub: _Subscription, stream_id: str, rows: tuple[Row, ...]) -> None:
     """Widen what the subscription holds by ``rows`` (already filtered by ``_new_rows``)."""
-    lowest = min(row[0] for row in rows)
+    lowest = rows[0][0]  # a frame's offsets strictly increase
     floor = sub.floors.get(stream_id)
     if floor is None or not sub.inflight:
         sub.floors[stream_id] = lowest if floor is None else min(floor, lowest)
@@ -812,13 +842,29 @@ def _batch_rows(batch: object) -> tuple[Row, ...]:
     if not isinstance(batch, list):
         raise _malformed(f'"batch" must be an array of rows, got {describe(batch)}')
     rows: list[Row] = []
+    append = rows.append
+    previous = -1 << 64  # lower than any offset
     for index, raw in enumerate(batch):
+        # The common row first: checked with exact types, without a call per field.
+        if type(raw) is list and len(raw) == 4:
+            offset, time, topic, payload = raw
+            if (
+                type(offset) is int
+                and type(time) is float
+                and time - time == 0.0  # finite: NaN and infinities give NaN
+                and type(topic) is str
+                and offset > previous
+            ):
+                append((offset, time, topic, payload, None))
+                previous = offset
+                continue
         row = _batch_row(index, raw)
-        if rows and row[0] <= rows[-1][0]:
+        if row[0] <= previous:
             raise _malformed(
-                f"batch offsets must strictly increase: {row[0]} after {rows[-1][0]} (row {index})"
+                f"batch offsets must strictly increase: {row[0]} after {previous} (row {index})"
             )
-        rows.append(row)
+        append(row)
+        previous = row[0]
     return tuple(rows)
 
 

@@ -23,7 +23,7 @@ import {
   BrokerStatus,
   ClientConnection,
   Disconnected,
-  Gap,
+  GapReported,
   makeIdentifier,
   RowsReceived,
   ServerError,
@@ -56,7 +56,7 @@ export interface ISubscriptionHandle extends IDisposable {
   /** New rows, duplicates already removed by the machine. */
   onRows(callback: (rows: readonly Row[], dropped: number) => void): IDisposable;
   onState(callback: (state: HandleState, reason: string | null) => void): IDisposable;
-  onGap(callback: (gap: Gap) => void): IDisposable;
+  onGap(callback: (gap: GapReported) => void): IDisposable;
 }
 
 export interface ITransportOptions {
@@ -381,7 +381,7 @@ export class CableTransport implements IDisposable {
       this._subs.get(event.identifier)?.setState('rejected', event.reason);
     } else if (event instanceof RowsReceived) {
       this._subs.get(event.identifier)?.rows(event.rows, event.dropped);
-    } else if (event instanceof Gap) {
+    } else if (event instanceof GapReported) {
       this._subs.get(event.identifier)?.gap(event);
     } else if (event instanceof BrokerStatus) {
       this._broker = { state: event.state, detail: event.detail };
@@ -468,7 +468,7 @@ class SharedSubscription {
     }
   }
 
-  gap(gap: Gap): void {
+  gap(gap: GapReported): void {
     for (const handle of this.handles) {
       handle.emitGap(gap);
     }
@@ -527,7 +527,7 @@ class Handle implements ISubscriptionHandle {
     return listen(this._states, callback);
   }
 
-  onGap(callback: (gap: Gap) => void): IDisposable {
+  onGap(callback: (gap: GapReported) => void): IDisposable {
     return listen(this._gaps, callback);
   }
 
@@ -539,7 +539,7 @@ class Handle implements ISubscriptionHandle {
     this._states.forEach(cb => cb(state, reason));
   }
 
-  emitGap(gap: Gap): void {
+  emitGap(gap: GapReported): void {
     this._gaps.forEach(cb => cb(gap));
   }
 
@@ -557,5 +557,5 @@ class Handle implements ISubscriptionHandle {
   private _disposed = false;
   private _rows = new Set<Listener<[readonly Row[], number]>>();
   private _states = new Set<Listener<[HandleState, string | null]>>();
-  private _gaps = new Set<Listener<[Gap]>>();
+  private _gaps = new Set<Listener<[GapReported]>>();
 }

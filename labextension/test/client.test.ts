@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import {
   Backoff,
   ClientConnection,
-  Gap,
+  GapReported,
   HistoryConfirmed,
   HistoryRequest,
   LocalProtocolError,
@@ -176,7 +176,7 @@ test('an epoch change is a gap, then the new epoch is accepted', () => {
   batch(conn, [3], 'e2');
   assert.deepEqual(conn.eventsReceived(), [
     new RowsReceived(ID, 'telemetry', 'e1', [row(50)], 0),
-    new Gap(
+    new GapReported(
       ID,
       'telemetry',
       'stream telemetry restarted (epoch e1 -> e2): ' +
@@ -207,7 +207,7 @@ test('reject_history is a gap, then what remains is asked for, once', () => {
   };
   receive(conn, reject);
   assert.deepEqual(conn.eventsReceived(), [
-    new Gap(ID, 'telemetry', 'offsets up to 99 are gone', false, 10, 100, 'e1')
+    new GapReported(ID, 'telemetry', 'offsets up to 99 are gone', false, 10, 100, 'e1')
   ]);
   assert.deepEqual(conn.dataToSend(), [
     '{"command":"history","identifier":"{\\"channel\\":\\"telemetry\\",\\"topic\\":' +
@@ -235,9 +235,13 @@ test('a gap starts where the request asked, even if kept rows came first', () =>
       available_from: 100
     });
   }
-  const gaps = conn.eventsReceived().filter(e => e instanceof Gap);
-  const expected = new Gap(ID, 'telemetry', 'offsets up to 99 are gone', false, 10, 100, 'e1');
-  assert.deepEqual(gaps, [expected, expected]);
+  const gaps = conn.eventsReceived().filter(e => e instanceof GapReported);
+  // Each gap also says which time its request asked from (the first asked from offsets).
+  const gone = 'offsets up to 99 are gone';
+  assert.deepEqual(gaps, [
+    new GapReported(ID, 'telemetry', gone, false, 10, 100, 'e1'),
+    new GapReported(ID, 'telemetry', gone, false, 10, 100, 'e1', T0 - 60)
+  ]);
 });
 
 test('a restart whose kept rows come before the reject is one gap', () => {
@@ -261,9 +265,9 @@ test('a restart whose kept rows come before the reject is one gap', () => {
   });
   const events = conn.eventsReceived();
   assert.deepEqual(
-    events.filter(e => e instanceof Gap),
+    events.filter(e => e instanceof GapReported),
     [
-      new Gap(
+      new GapReported(
         ID,
         'telemetry',
         'stream telemetry restarted (epoch e1 -> e2): ' +

@@ -14,7 +14,7 @@ import {
   ClientConnection,
   Disconnected,
   ErrorCode,
-  Gap,
+  GapReported,
   HistoryConfirmed,
   makeIdentifier,
   MAX_NESTING,
@@ -36,7 +36,7 @@ const KINDS = [
   RowsReceived,
   Transmission,
   HistoryConfirmed,
-  Gap,
+  GapReported,
   Disconnected,
   ServerError,
   BrokerStatus

@@ -101,14 +101,15 @@ const FIELDS: { [kind: string]: ReadonlyArray<readonly [string, string]> } = {
     ['message', 'message']
   ],
   HistoryConfirmed: [['identifier', 'identifier']],
-  Gap: [
+  GapReported: [
     ['identifier', 'identifier'],
     ['streamId', 'stream_id'],
     ['reason', 'reason'],
     ['epochChanged', 'epoch_changed'],
     ['afterOffset', 'after_offset'],
     ['availableFrom', 'available_from'],
-    ['epoch', 'epoch']
+    ['epoch', 'epoch'],
+    ['since', 'since']
   ],
   Disconnected: [
     ['reason', 'reason'],

@@ -12,7 +12,7 @@ from jupyter_iotcable.protocol import (
     BrokerStatus,
     ClientConnection,
     Disconnected,
-    Gap,
+    GapReported,
     HistoryConfirmed,
     HistoryRequest,
     LocalProtocolError,
@@ -311,7 +311,7 @@ def test_an_epoch_change_is_a_gap_then_accepted() -> None:
     batch(conn, [3], epoch="e2")
     assert conn.events_received() == [
         RowsReceived(ID, "telemetry", "e1", (row(50),), 0),
-        Gap(
+        GapReported(
             ID,
             "telemetry",
             "stream telemetry restarted (epoch e1 -> e2): "
@@ -366,7 +366,7 @@ def test_reject_history_is_a_gap_then_what_remains_is_asked_for() -> None:
         available_from=100,
     )
     assert conn.events_received() == [
-        Gap(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1")
+        GapReported(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1")
     ]
     assert commands(conn) == [
         {
@@ -385,7 +385,7 @@ def test_reject_history_is_a_gap_then_what_remains_is_asked_for() -> None:
         epoch="e1",
         available_from=100,
     )
-    assert [type(e) for e in conn.events_received()] == [Gap]
+    assert [type(e) for e in conn.events_received()] == [GapReported]
     assert conn.data_to_send() == []
 
 
@@ -405,7 +405,7 @@ def test_reject_history_from_a_new_epoch() -> None:
         available_from=0,
     )
     assert conn.events_received() == [
-        Gap(ID, "telemetry", "the server restarted", True, 70, 0, "e2")
+        GapReported(ID, "telemetry", "the server restarted", True, 70, 0, "e2")
     ]
     assert commands(conn) == [
         {
@@ -487,9 +487,9 @@ def test_a_restart_whose_kept_rows_come_before_the_reject_is_one_gap() -> None:
         available_from=3,
     )
     events = conn.events_received()
-    gaps = [event for event in events if isinstance(event, Gap)]
+    gaps = [event for event in events if isinstance(event, GapReported)]
     assert gaps == [
-        Gap(
+        GapReported(
             ID,
             "telemetry",
             "stream telemetry restarted (epoch e1 -> e2): "
@@ -521,9 +521,11 @@ def test_a_gap_starts_where_the_request_asked_even_if_kept_rows_came_first() -> 
             epoch="e1",
             available_from=100,
         )
-    assert [event for event in conn.events_received() if isinstance(event, Gap)] == [
-        Gap(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1")
-    ] * 2
+    # Each gap also says which time its request asked from (the first asked from offsets).
+    assert [event for event in conn.events_received() if isinstance(event, GapReported)] == [
+        GapReported(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1"),
+        GapReported(ID, "telemetry", "offsets up to 99 are gone", False, 10, 100, "e1", T0 - 60),
+    ]
 
 
 def test_reject_history_with_nothing_kept_asks_nothing() -> None:
@@ -539,7 +541,9 @@ def test_reject_history_with_nothing_kept_asks_nothing() -> None:
         epoch="e1",
         available_from=None,
     )
-    assert conn.events_received() == [Gap(ID, "telemetry", "nothing kept", False, None, None, "e1")]
+    assert conn.events_received() == [
+        GapReported(ID, "telemetry", "nothing kept", False, None, None, "e1", T0 - 10)
+    ]
     assert conn.data_to_send() == []
 
 
@@ -554,13 +558,15 @@ def test_reject_history_not_about_a_stream() -> None:
         reason="history needs the actioncable-v1-ext-json or iotcable-v1-json subprotocol",
     )
     assert conn.events_received() == [
-        Gap(
+        GapReported(
             ID,
             None,
             "history needs the actioncable-v1-ext-json or iotcable-v1-json subprotocol",
             False,
             None,
             None,
+            None,
+            T0,
         )
     ]
     assert conn.data_to_send() == []

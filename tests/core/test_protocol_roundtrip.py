@@ -19,7 +19,7 @@ from jupyter_iotcable.protocol import (
     ClientConnection,
     Disconnected,
     DisconnectReason,
-    Gap,
+    GapReported,
     HistoryConfirmed,
     HistoryRequest,
     HistoryRequested,
@@ -185,7 +185,7 @@ def test_every_reading_arrives_once_in_order_or_is_reported_lost(
         for event in new_events:
             if isinstance(event, RowsReceived) and event.rows:
                 held[0] = event.epoch
-            elif isinstance(event, Gap):
+            elif isinstance(event, GapReported):
                 gaps.append(GapSeen(event, held_before, app.next_offset))
                 if event.epoch_changed:
                     held[0] = event.epoch
@@ -249,9 +249,9 @@ def test_every_reading_arrives_once_in_order_or_is_reported_lost(
 
 @dataclass(frozen=True)
 class GapSeen:
-    """A Gap event with what the test knew when it arrived."""
+    """A GapReported event with what the test knew when it arrived."""
 
-    gap: Gap
+    gap: GapReported
     held_epoch: str | None  # the epoch of the last rows the client held before the gap
     published_until: int  # next offset of the gap's epoch when the gap arrived
 
@@ -352,7 +352,7 @@ def test_a_restart_reported_by_reject_history_is_one_gap_then_everything_kept() 
     assert events == [
         Welcomed("sid-2", False, ()),
         SubscriptionConfirmed(identifier, {"format": "json"}),
-        Gap(identifier, "telemetry", "readings are gone; oldest kept: 0", True, 2, 0, "e2"),
+        GapReported(identifier, "telemetry", "readings are gone; oldest kept: 0", True, 2, 0, "e2"),
         RowsReceived(identifier, "telemetry", "e2", tuple(kept), 0),
         HistoryConfirmed(identifier),
     ]
@@ -377,7 +377,7 @@ def test_a_restart_whose_kept_rows_come_before_the_reject_is_one_gap() -> None:
     assert events == [
         Welcomed("sid-2", False, ()),
         SubscriptionConfirmed(identifier, {"format": "json"}),
-        Gap(
+        GapReported(
             identifier,
             "telemetry",
             "stream telemetry restarted (epoch e1 -> e2): "

@@ -6,7 +6,7 @@
  * closes, which says whether and when to reconnect. The machine outlives its sockets:
  * subscriptions and stream positions are kept, so that after a reconnect it resubscribes
  * (or, after a session resume, asks for history) from the last positions, drops rows it
- * already holds, and reports as Gap events the losses the server tells it about.
+ * already holds, and reports as GapReported events the losses the server tells it about.
  *
  * A line-by-line mirror of jupyter_iotcable/protocol/client.py (client role): same
  * events with the same fields, same frames byte for byte, replayed against the recorded
@@ -36,7 +36,7 @@ import type { Row } from './messages';
 import {
   BrokerStatus,
   Disconnected,
-  Gap,
+  GapReported,
   HistoryConfirmed,
   RowsReceived,
   ServerError,
@@ -572,12 +572,13 @@ export class ClientConnection {
     }
     const asked = sub.inflight.length > 0 ? sub.inflight[0] : null;
     sub.historyAnswered();
+    const since = asked !== null ? asked.request.since : null;
     if (streamId === null || epoch === null) {
-      this.events.push(new Gap(identifier, null, reason, false, null, null));
+      this.events.push(new GapReported(identifier, null, reason, false, null, null, null, since));
       return;
     }
     const held = gapStart(sub, asked, streamId);
-    this.reportRejected(identifier, sub, streamId, epoch, held, reason, availableFrom);
+    this.reportRejected(identifier, sub, streamId, epoch, held, reason, availableFrom, since);
     const askedFrom = asked !== null ? asked.request.streams.get(streamId) : undefined;
     if (availableFrom === null || sub.state !== SubscriptionState.CONFIRMED) {
       return;
@@ -604,7 +605,8 @@ export class ClientConnection {
     epoch: string,
     held: StreamPosition | null,
     reason: string,
-    availableFrom: number | null
+    availableFrom: number | null,
+    since: number | null
   ): void {
     const known = sub.positions.get(streamId);
     const epochChanged = held !== null && held.epoch !== epoch;
@@ -615,7 +617,16 @@ export class ClientConnection {
     }
     const afterOffset = held !== null ? held.offset : null;
     this.events.push(
-      new Gap(identifier, streamId, reason, epochChanged, afterOffset, availableFrom, epoch)
+      new GapReported(
+        identifier,
+        streamId,
+        reason,
+        epochChanged,
+        afterOffset,
+        availableFrom,
+        epoch,
+        since
+      )
     );
     if (epochChanged) {
       // What follows comes from the new epoch; do not report its change twice.
@@ -663,7 +674,7 @@ export class ClientConnection {
     let known = sub.positions.get(streamId);
     if (known !== undefined && known.epoch !== epoch) {
       this.events.push(
-        new Gap(
+        new GapReported(
           identifier,
           streamId,
           `stream ${streamId} restarted (epoch ${known.epoch} -> ${epoch}): ` +

@@ -86,8 +86,8 @@ export class HistoryConfirmed {
  * server still keeps, in `epoch`: the stream's current epoch (null when the report is
  * not about a stream).
  */
-export class Gap {
-  readonly kind = 'Gap';
+export class GapReported {
+  readonly kind = 'GapReported';
   constructor(
     readonly identifier: string,
     readonly streamId: string | null,
@@ -95,7 +95,8 @@ export class Gap {
     readonly epochChanged: boolean,
     readonly afterOffset: number | null,
     readonly availableFrom: number | null,
-    readonly epoch: string | null = null
+    readonly epoch: string | null = null,
+    readonly since: number | null = null
   ) {
     Object.freeze(this);
   }
@@ -144,7 +145,7 @@ export type ClientEvent =
   | RowsReceived
   | Transmission
   | HistoryConfirmed
-  | Gap
+  | GapReported
   | Disconnected
   | ServerError
   | BrokerStatus;

@@ -11,7 +11,7 @@ export type { ClientConnectionOptions, SubscriptionStatus } from './client';
 export {
   BrokerStatus,
   Disconnected,
-  Gap,
+  GapReported,
   HistoryConfirmed,
   RowsReceived,
   ServerError,
