@@ -24,7 +24,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from ..protocol import choose_subprotocol
 from .access import Access
 from .engine import CableEngine
-from .publish import PublishRefused
+from .publish import Refusal
 from .session import CableSession, wire_size
 
 __all__ = ["CableSocket"]
@@ -92,7 +92,7 @@ class CableSocket(WebSocketHandler):
         for request in session.take_publishes():
             try:
                 await self.engine.publish(request.channel, request.topic, request.payload)
-            except PublishRefused as e:
+            except Refusal as e:
                 session.published(request, e.reason)
             else:
                 session.published(request, None)

@@ -30,7 +30,7 @@ from ..protocol import BrokerState, ChannelRef
 from . import metrics
 from .codec import orjson_bytes
 from .config import ChannelConfig
-from .publish import PublishRefused, check_topic, encode_payload
+from .publish import Refusal, check_topic, encode_payload
 
 if TYPE_CHECKING:
     from .access import Access
@@ -161,15 +161,15 @@ class CableEngine:
         log.warning("iotcable: %s; readings published during the outage may be lost", detail)
 
     async def publish(self, channel: ChannelConfig, topic: object, payload: object) -> str:
-        """Check and send one publish; raises PublishRefused with the user's reason."""
+        """Check and send one publish; raises Refusal with the user's reason."""
         try:
             checked = check_topic(channel, topic)
             data = encode_payload(channel, payload)
             try:
                 await self.bridge.publish(checked, data, qos=1)
             except BridgeError as e:
-                raise PublishRefused(str(e), status=503) from e
-        except PublishRefused:
+                raise Refusal(str(e), status=503) from e
+        except Refusal:
             self.publishes_refused += 1
             metrics.PUBLISHES.labels("refused").inc()
             raise

@@ -14,7 +14,7 @@ from .._version import __version__
 from .base import RESOURCE, IoTCableAuthMixin
 from .engine import CableEngine
 from .limits import BucketMap
-from .publish import PublishRefused
+from .publish import Refusal
 
 
 class IoTCableAPIHandler(IoTCableAuthMixin, APIHandler):  # type: ignore[misc]
@@ -136,7 +136,7 @@ class PublishHandler(IoTCableAPIHandler):
             return
         try:
             topic = await self.engine.publish(channel, body["topic"], body["payload"])
-        except PublishRefused as e:
+        except Refusal as e:
             self.write_json(e.status, {"ok": False, "reason": e.reason})
             return
         self.write_json(200, {"ok": True, "topic": topic})

@@ -479,7 +479,7 @@ def test_a_write_only_channel_publishes_numbers_and_says_it_cannot_be_read(
     payload.fill("hot")
     form.get_by_role("button", name="Send").click()
     wait_until(lambda: result.get_attribute("data-state") == "refused", what="the refusal")
-    assert result.inner_text().startswith("Refused: channel format is 'number'")
+    assert result.inner_text().startswith("Refused: channel 'setpoints' takes one number: ")
     assert payload.get_attribute("aria-invalid") == "true"
 
     payload.fill("21.5")

@@ -17,7 +17,7 @@ from jupyter_iotcable.protocol import Subprotocol
 from jupyter_iotcable.server.access import Identity, PrincipalAccess
 from jupyter_iotcable.server.config import parse_channels
 from jupyter_iotcable.server.engine import CableEngine, EngineSettings
-from jupyter_iotcable.server.publish import PublishRefused
+from jupyter_iotcable.server.publish import Refusal
 from jupyter_iotcable.server.session import CableSession, wire_size
 
 CHANNELS: dict[str, dict[str, Any]] = {
@@ -103,7 +103,7 @@ class Client:
         for request in self.session.take_publishes():
             try:
                 await self.engine.publish(request.channel, request.topic, request.payload)
-            except PublishRefused as e:
+            except Refusal as e:
                 self.session.published(request, e.reason)
             else:
                 self.session.published(request, None)

@@ -9,7 +9,7 @@ from jupyter_iotcable.bridge import MemoryBridge
 from jupyter_iotcable.protocol import BrokerState
 from jupyter_iotcable.server.config import parse_channels
 from jupyter_iotcable.server.engine import CableEngine, EngineSettings
-from jupyter_iotcable.server.publish import PublishRefused
+from jupyter_iotcable.server.publish import Refusal
 
 CHANNELS = {
     "telemetry": {"topics": ["plant/+/+/env"], "read": ["*"]},
@@ -102,13 +102,13 @@ async def test_publish_goes_through_the_bridge_and_comes_back() -> None:
 async def test_a_publish_the_bridge_cannot_send_is_refused_with_503() -> None:
     engine, memory = memory_engine()
     commands = engine.channels["commands"]
-    with pytest.raises(PublishRefused) as before_start:
+    with pytest.raises(Refusal) as before_start:
         await engine.publish(commands, "plant/lyon/p1/cmd", 1)
     assert before_start.value.status == 503
     assert "unreachable (bridge disconnected)" in before_start.value.reason
     await engine.start()
     memory.refuse_publish = "Operation timed out"
-    with pytest.raises(PublishRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         await engine.publish(commands, "plant/lyon/p1/cmd", 1)
     assert refused.value.reason == "the publish to 'plant/lyon/p1/cmd' failed (Operation timed out)"
     assert engine.publishes_refused == 2
