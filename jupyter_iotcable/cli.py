@@ -20,7 +20,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .client.cable import ChannelInfo
+    from .client import ChannelInfo
 
 FORMATS = ("table", "jsonl", "csv")  # tailformat.FORMATS, without importing the client
 

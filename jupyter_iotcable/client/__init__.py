@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from .cable import Cable, ChannelInfo, PublishResult, connect, connect_async
+from .cable import Cable, connect, connect_async
+from .channels import ChannelInfo, Channels
 from .errors import (
     AuthenticationFailed,
     BlockingCallInCallback,
@@ -19,15 +20,23 @@ from .errors import (
     ServerNotFound,
     SubscriptionRejected,
 )
-from .subscription import Reading, Subscription
+from .gaps import Gap, GapCause
+from .inbox import Reading
+from .names import UnknownName
+from .session import BrokerReport, PublishResult
+from .subscription import Subscription
 
 __all__ = [
     "AuthenticationFailed",
     "BlockingCallInCallback",
+    "BrokerReport",
     "Cable",
     "CableClosed",
     "ChannelInfo",
+    "Channels",
     "ConnectionFailed",
+    "Gap",
+    "GapCause",
     "InvalidPayload",
     "IoTCableError",
     "IoTCableTimeout",
@@ -37,6 +46,7 @@ __all__ = [
     "ServerNotFound",
     "Subscription",
     "SubscriptionRejected",
+    "UnknownName",
     "connect",
     "connect_async",
 ]

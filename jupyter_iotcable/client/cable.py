@@ -1,19 +1,17 @@
-"""``connect()`` and ``Cable``: one authenticated websocket to the server, shared by subscriptions.
+"""``connect()`` and ``Cable``: the public API of one authenticated websocket to the server.
 
 Threading: a cable runs its websocket on a private event loop in a daemon thread (see
-``loop.py``). All protocol state (the ``ClientConnection``, the table of identifiers on
-the wire) lives on that thread; the public methods hand work over and wait for the
-answer, so they are safe from any thread, and their ``*_async`` twins await the same
-work from any asyncio loop (ipykernel's included) without blocking it. Subscription
-callbacks run on that thread too: there, ``unsubscribe``, ``close`` and
-``drop_connection`` act directly, and methods that wait for the server refuse with
-``BlockingCallInCallback`` (the answer could only arrive on the thread they block).
+``loop.py``). All protocol state lives in its ``ClientSession`` on that thread; the public
+methods hand work over, get a ``concurrent.futures.Future`` back and wait for it, so they
+are safe from any thread, and their ``*_async`` twins await the same answer from any
+asyncio loop (ipykernel's included) without blocking it. Subscription callbacks run on
+that thread too: there, ``unsubscribe``, ``close`` and ``drop_connection`` act directly,
+and methods that wait for the server refuse with ``BlockingCallInCallback`` (the answer
+could only arrive on the thread they block).
 
-Every ``Subscription`` has its own identifier on the wire, so each gets exactly the
-history it asked for (the machine drops rows per identifier it already holds: shared,
-a second subscription's backfill would be swallowed by the first one's rows). A second
-subscription to the same channel and topic adds an ``instance`` param to its identifier;
-the server reads only ``channel`` and ``topic`` and ignores other params.
+Errors a user can act on (a wrong channel, a refused publish, a timeout) are raised from
+the method the user called, with the internal chain suppressed: the traceback is the
+user's call and one line of ours, not the cable thread's machinery.
 """
 
 from __future__ import annotations
@@ -22,61 +20,43 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import itertools
 import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from ..protocol import (
-    BrokerStatus,
-    ClientConnection,
-    Disconnected,
-    HistoryConfirmed,
-    HistoryRequest,
-    LocalProtocolError,
-    RowsReceived,
-    ServerError,
-    Subprotocol,
-    SubscriptionConfirmed,
-    Transmission,
-    Welcomed,
-    make_identifier,
-)
-from ..protocol import (
-    GapReported as Gap,
-)
-from ..protocol import (
-    SubscriptionRejected as RejectedEvent,
-)
+from ..protocol import LocalProtocolError, make_identifier
+from .channels import ChannelInfo, Channels, parse_channels
 from .discovery import Endpoint, discover
 from .durations import since_timestamp, window_bounds
 from .errors import (
     BlockingCallInCallback,
     CableClosed,
-    ConnectionFailed,
     IoTCableError,
     IoTCableTimeout,
+    PublishRefused,
     SubscriptionRejected,
 )
+from .gaps import describe_time
+from .inbox import Inbox
 from .loop import BackgroundLoop
 from .payloads import publishable
-from .subscription import Subscription, _facts_table
+from .session import BrokerReport, CableState, ClientSession, PublishResult
+from .subscription import USER_ERRORS, Subscription, facts_table
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, Transport, get_json, scheme_hint
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
     from datetime import datetime, timedelta
     from types import TracebackType
 
-    from ..protocol import ClientEvent
+__all__ = ["BrokerReport", "Cable", "ChannelInfo", "PublishResult", "connect", "connect_async"]
 
 log = logging.getLogger("jupyter_iotcable.client")
 
 T = TypeVar("T")
-CableState = Literal["connecting", "connected", "reconnecting", "closed"]
+
 
 _OPEN_CABLES: weakref.WeakSet[Cable] = weakref.WeakSet()
 
@@ -103,51 +83,6 @@ def _close_at_exit() -> None:
 _close_at_exit()
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    """The server's answer to a publish; truthy when it was accepted."""
-
-    ok: bool
-    topic: str
-    reason: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    """A channel the user may read or write, as ``cable.channels()`` lists it."""
-
-    name: str
-    topics: tuple[str, ...]
-    columns: str | None
-    format: str
-    read: bool
-    write: bool
-    description: str = ""
-
-
-@dataclass
-class _Wire:
-    """One identifier subscribed on the wire, and who waits on it.
-
-    It belongs to one ``subscription``, or to none when it was opened only because the
-    server answers a publish only on a subscription of the channel; ``publishing``
-    counts the publishes waiting for their answer on it. Once neither is left, the
-    identifier is unsubscribed, so that no hidden subscription keeps streaming rows.
-    """
-
-    channel: str
-    topic: str | None
-    subscription: Subscription | None = None
-    publishing: int = 0
-    state: Literal["pending", "confirmed"] = "pending"
-    meta: dict[str, Any] = field(default_factory=dict)
-    confirm_waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    history_waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-
 def connect(
     url: str | None = None,
     token: str | None = None,
@@ -165,15 +100,18 @@ def connect(
     Raises ``ServerNotFound``, ``ConnectionFailed``, ``AuthenticationFailed`` or
     ``IoTCableTimeout``; each message says what to do.
     """
-    cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
     try:
-        cable._wait(cable._ready, timeout, "waiting for the server's welcome")
-    except IoTCableTimeout as exc:
-        cable.close()
-        raise _with_scheme_hint(exc, cable.endpoint) from None
-    except BaseException:
-        cable.close()
-        raise
+        cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
+        try:
+            cable._wait(cable._session.ready, timeout, "waiting for the server's welcome")
+        except IoTCableTimeout as exc:
+            cable.close()
+            raise _with_scheme_hint(exc, cable.endpoint) from None
+        except BaseException:
+            cable.close()
+            raise
+    except USER_ERRORS as error:
+        raise error.with_traceback(None) from None
     return cable
 
 
@@ -185,15 +123,18 @@ async def connect_async(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> Cable:
     """``connect`` for asyncio code: awaits the welcome without blocking the caller's loop."""
-    cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
     try:
-        await cable._await(cable._ready, timeout, "waiting for the server's welcome")
-    except IoTCableTimeout as exc:
-        await cable.aclose()
-        raise _with_scheme_hint(exc, cable.endpoint) from None
-    except BaseException:
-        await cable.aclose()
-        raise
+        cable = Cable(discover(url, token), timeout=timeout, max_message_size=max_message_size)
+        try:
+            await cable._await(cable._session.ready, timeout, "waiting for the server's welcome")
+        except IoTCableTimeout as exc:
+            await cable.aclose()
+            raise _with_scheme_hint(exc, cable.endpoint) from None
+        except BaseException:
+            await cable.aclose()
+            raise
+    except USER_ERRORS as error:
+        raise error.with_traceback(None) from None
     return cable
 
 
@@ -201,6 +142,32 @@ def _with_scheme_hint(error: IoTCableTimeout, endpoint: Endpoint) -> IoTCableTim
     """An https URL that gets no answer is most often a plain-http server (see scheme_hint)."""
     hint = scheme_hint(endpoint)
     return IoTCableTimeout(f"{error}{hint}") if hint else error
+
+
+class _Control:
+    """What a ``Subscription`` may ask of its cable (``SubscriptionControl``)."""
+
+    def __init__(self, cable: Cable) -> None:
+        self._cable = cable
+
+    @property
+    def url(self) -> str:
+        return self._cable.url
+
+    @property
+    def cable_state(self) -> str:
+        return self._cable.state
+
+    def unsubscribe(self, inbox: Inbox) -> None:
+        self._cable._unsubscribe(inbox)
+
+    def history(
+        self, inbox: Inbox, since: str | timedelta | datetime | float, timeout: float
+    ) -> None:
+        start = since_timestamp(since, time.time())
+        cable = self._cable
+        answer = cable._ask(cable._session.history, inbox, start)
+        cable._wait(answer, timeout, "waiting for history")
 
 
 class Cable:
@@ -219,35 +186,25 @@ class Cable:
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self.state: CableState = "connecting"
-        self.sid: str | None = None
-        self.broker: str | None = None
-        self.broker_detail: str | None = None
-        self.error: IoTCableError | None = None
-        self.last_server_error: str | None = None
         self._closing = False
-        self._wires: dict[str, _Wire] = {}
-        self._publish_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._refs = itertools.count(1)
-        self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._subscriptions: list[Subscription] = []
+        self._control = _Control(self)
+        self._session = ClientSession(endpoint.base_url)
         self._loop = BackgroundLoop(name=f"iotcable {endpoint.base_url}")
-        self._connection = ClientConnection(subprotocol=Subprotocol.IOTCABLE)
         self._transport: Transport
-        self._connected: asyncio.Event
         self._run_task: asyncio.Task[None]
         self._loop.call(self._start, timeout, max_message_size).result()
         _OPEN_CABLES.add(self)
 
     def _start(self, timeout: float, max_message_size: int) -> None:
         # Created on the loop's thread: asyncio objects belong to the loop that uses them.
-        self._connected = asyncio.Event()
         self._transport = Transport(
             self.endpoint,
-            self._connection,
-            self,
+            self._session,
             connect_timeout=timeout,
             max_message_size=max_message_size,
         )
+        self._session.wake = self._transport.flush
         self._run_task = asyncio.ensure_future(self._transport.run())
 
     @property
@@ -256,10 +213,35 @@ class Cable:
         return self.endpoint.base_url
 
     @property
+    def state(self) -> CableState:
+        """``connecting``, ``connected``, ``reconnecting`` or ``closed``."""
+        return self._session.state
+
+    @property
+    def sid(self) -> str | None:
+        """The session id the server gave (resumed after a reconnect)."""
+        return self._session.sid
+
+    @property
+    def broker(self) -> BrokerReport | None:
+        """The server's link to its MQTT broker as the server reports it (``None``: not yet)."""
+        return self._session.broker
+
+    @property
+    def error(self) -> IoTCableError | None:
+        """Why the cable failed or closed for good, if it did."""
+        return self._session.error
+
+    @property
+    def last_server_error(self) -> str | None:
+        """The last ``error`` frame the server sent (``code: message``), for debugging."""
+        return self._session.last_server_error
+
+    @property
     def subscriptions(self) -> list[Subscription]:
         """The live subscriptions of this cable."""
-        subs = (wire.subscription for wire in list(self._wires.values()))
-        return [sub for sub in subs if sub is not None]
+        self._subscriptions = [s for s in self._subscriptions if s.state in ("pending", "live")]
+        return list(self._subscriptions)
 
     # -- subscribing ------------------------------------------------------------------------
 
@@ -278,11 +260,22 @@ class Cable:
         Blocks until the server confirmed (and, with ``history``, until the backfill was
         answered). ``window`` bounds the frame in time (``"15min"``, a timedelta) or in
         rows (an int); ``max_rows`` always bounds it. Raises ``SubscriptionRejected``
-        with the server's reason when the channel is unknown, forbidden, or ``topic``
-        lies outside it.
+        with the server's reason when the channel is unknown (saying which channels there
+        are), forbidden, or ``topic`` lies outside it.
         """
-        sub, work = self._prepare_subscribe(channel, topic, window, max_rows, history)
-        self._run(work, self._timeout(timeout), f"subscribing to {channel!r}")
+        try:
+            sub, since = self._new_subscription(channel, topic, window, max_rows, history)
+            wait = self._timeout(timeout)
+            answer = self._ask(self._session.subscribe, sub._inbox, since)
+            try:
+                self._wait(answer, wait, f"subscribing to {channel!r}")
+            except SubscriptionRejected as rejected:
+                raise self._explained(rejected, wait) from None
+            except IoTCableTimeout:
+                self._unsubscribe(sub._inbox)
+                raise
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
         return sub
 
     async def subscribe_async(
@@ -296,107 +289,47 @@ class Cable:
         timeout: float | None = None,
     ) -> Subscription:
         """``subscribe`` for asyncio code."""
-        sub, work = self._prepare_subscribe(channel, topic, window, max_rows, history)
-        await self._await(self._submit(work), self._timeout(timeout), f"subscribing to {channel!r}")
+        try:
+            sub, since = self._new_subscription(channel, topic, window, max_rows, history)
+            wait = self._timeout(timeout)
+            answer = await self._ask_async(self._session.subscribe, sub._inbox, since)
+            try:
+                await self._await(answer, wait, f"subscribing to {channel!r}")
+            except SubscriptionRejected as rejected:
+                raise await self._explained_async(rejected, wait) from None
+            except IoTCableTimeout:
+                self._unsubscribe(sub._inbox)
+                raise
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
         return sub
 
-    def _prepare_subscribe(
+    def _new_subscription(
         self,
         channel: str,
         topic: str | None,
         window: str | timedelta | int | None,
         max_rows: int,
         history: str | timedelta | datetime | float | None,
-    ) -> tuple[Subscription, Coroutine[object, object, None]]:
+    ) -> tuple[Subscription, float | None]:
         rows, seconds = window_bounds(window, max_rows)
         since = None if history is None else since_timestamp(history, time.time())
         _check_channel(channel, topic)
-        # The identifier on the wire is chosen on the cable's thread, which owns the table.
-        sub = Subscription(self, channel, topic, "", max_rows=rows, window=seconds)
-        return sub, self._subscribe(sub, since)
+        sub = Subscription(Inbox(channel, topic, max_rows=rows, window=seconds), self._control)
+        self._subscriptions.append(sub)
+        return sub, since
 
-    async def _subscribe(self, sub: Subscription, since: float | None) -> None:
-        try:
-            await self._until_connected()
-            history = HistoryRequest(since=since) if since is not None else None
-            identifier = self._connection.subscribe(
-                sub.channel, history=history, **self._free_params(sub.channel, sub.topic)
-            )
-            sub.identifier = identifier
-            wire = self._wires[identifier] = _Wire(sub.channel, sub.topic, subscription=sub)
-            loop = asyncio.get_running_loop()
-            waiters = [_waiter(loop, wire.confirm_waiters)]
-            if since is not None:
-                waiters.append(_waiter(loop, wire.history_waiters))
-            self._transport.flush()
-            for waiter in waiters:
-                await waiter
-        except BaseException:
-            self._forget_subscriber(sub)
-            raise
-
-    def _free_params(self, channel: str, topic: str | None) -> dict[str, str]:
-        """Identifier params naming a new subscription: an ``instance`` when the plain
-        identifier of this channel and topic is taken (its server side ignores it)."""
-        params = _params(topic)
-        instance = 1
-        while make_identifier(channel, **params) in self._wires:
-            instance += 1
-            params = {**_params(topic), "instance": str(instance)}
-        return params
-
-    def _request_history(
-        self, sub: Subscription, since: str | timedelta | datetime | float, timeout: float
-    ) -> None:
-        start = since_timestamp(since, time.time())
-        self._run(self._history(sub, start), timeout, "waiting for history")
-
-    async def _history(self, sub: Subscription, since: float) -> None:
-        await self._until_connected()
-        wire = self._wires.get(sub.identifier)
-        if wire is None or wire.subscription is not sub:
-            raise CableClosed(f"{sub!r} is not subscribed any more: subscribe again first")
-        if wire.state == "pending":  # resubscribing after a reconnect
-            await _waiter(asyncio.get_running_loop(), wire.confirm_waiters)
-        waiter = _waiter(asyncio.get_running_loop(), wire.history_waiters)
-        self._connection.request_history(sub.identifier, since=since)
-        self._transport.flush()
-        await waiter
-
-    def _unsubscribe(self, sub: Subscription) -> None:
+    def _unsubscribe(self, inbox: Inbox) -> None:
         if self._loop.in_loop_thread:
-            # A callback: the table is ours already, and waiting for the loop would
+            # A callback: the session is ours already, and waiting for the loop would
             # wait for ourselves, for ever.
-            self._forget_subscriber(sub)
+            self._session.unsubscribe(inbox)
             return
         try:
-            self._loop.call(self._forget_subscriber, sub).result()
+            self._loop.call(self._session.unsubscribe, inbox).result()
         except RuntimeError:  # the loop closed in the meantime: nothing left on the wire
-            sub._end("unsubscribed")
-
-    def _forget_subscriber(self, sub: Subscription) -> None:
-        if sub.state in ("pending", "live"):
-            sub._end("unsubscribed")
-        wire = self._wires.get(sub.identifier)
-        if wire is None or wire.subscription is not sub:
-            return
-        wire.subscription = None
-        self._release_if_unused(sub.identifier, wire)
-
-    def _release_if_unused(self, identifier: str, wire: _Wire) -> None:
-        """Unsubscribe ``identifier`` once no subscription and no publish uses it."""
-        if (
-            wire.subscription is not None
-            or wire.publishing
-            or self._wires.get(identifier) is not wire
-        ):
-            return
-        del self._wires[identifier]
-        for waiter in wire.confirm_waiters + wire.history_waiters:
-            waiter.cancel()
-        # Also while reconnecting: the machine would otherwise subscribe it again.
-        self._connection.unsubscribe(identifier)
-        self._transport.flush()
+            if inbox.active:
+                inbox.ended("unsubscribed")
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -411,19 +344,34 @@ class Cable:
     ) -> PublishResult:
         """Publish ``payload`` to the MQTT ``topic`` through ``channel``.
 
+        ``payload`` must suit the channel's ``format`` (checked before anything is sent,
+        and again by the server): on a ``json`` channel any JSON value (dicts, lists,
+        numbers, ... and what pandas gives, see README), where a ``str`` is JSON *text*
+        (``'{"setpoint": 25}'``; to publish a JSON string pass ``json.dumps(text)``); on a
+        ``number`` channel a number; on ``text``, ``csv`` and ``influx`` channels text; on a
+        ``bytes`` channel base64 text. A payload the format cannot carry raises
+        ``InvalidPayload`` and nothing is sent.
+
         Returns the server's ``PublishResult`` (truthy when accepted). A refusal (no
-        write permission, topic outside the channel, payload the channel's format cannot
-        carry) raises ``PublishRefused`` with the server's reason, or with
-        ``check=False`` comes back as a falsy result whose ``reason`` says why.
+        write permission, topic outside the channel) raises ``PublishRefused`` with the
+        server's reason, or with ``check=False`` comes back as a falsy result whose
+        ``reason`` says why.
         """
-        _check_channel(channel, topic)
-        message = publishable(payload)
-        result = self._run(
-            self._publish(channel, message, topic),
-            self._timeout(timeout),
-            f"publishing to {topic!r}",
-        )
-        return _checked(channel, result, check)
+        try:
+            _check_channel(channel, topic)
+            message = publishable(payload)
+            wait = self._timeout(timeout)
+            answer = self._ask(self._session.publish, channel, topic, message)
+            try:
+                result = self._wait(answer, wait, f"publishing to {topic!r}")
+            except IoTCableTimeout:
+                self._loop.call(self._session.forget_publish, answer)
+                raise
+            if check and not result.ok:
+                raise self._refused(channel, result, wait)
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
+        return result
 
     async def publish_async(
         self,
@@ -435,69 +383,71 @@ class Cable:
         check: bool = True,
     ) -> PublishResult:
         """``publish`` for asyncio code."""
-        _check_channel(channel, topic)
-        message = publishable(payload)
-        result = await self._await(
-            self._submit(self._publish(channel, message, topic)),
-            self._timeout(timeout),
-            f"publishing to {topic!r}",
-        )
-        return _checked(channel, result, check)
-
-    async def _publish(self, channel: str, payload: object, topic: str) -> PublishResult:
-        await self._until_connected()
-        identifier, wire = self._wire_to_publish_on(channel, topic)
-        wire.publishing += 1
         try:
-            if wire.state == "pending":
-                try:
-                    await _waiter(asyncio.get_running_loop(), wire.confirm_waiters)
-                except SubscriptionRejected as exc:
-                    return PublishResult(False, topic, exc.reason)
-            return await self._perform_publish(identifier, payload, topic)
-        finally:
-            wire.publishing -= 1
-            self._release_if_unused(identifier, wire)
-
-    def _wire_to_publish_on(self, channel: str, topic: str) -> tuple[str, _Wire]:
-        """The server answers a publish only on a subscription of the channel: use one we
-        have, else subscribe to just the publish topic until the answer is in."""
-        for identifier, wire in self._wires.items():
-            if wire.channel == channel:
-                return identifier, wire
-        identifier = self._connection.subscribe(
-            channel, history=None, **self._free_params(channel, topic)
-        )
-        wire = self._wires[identifier] = _Wire(channel, topic)
-        self._transport.flush()
-        return identifier, wire
-
-    async def _perform_publish(self, identifier: str, payload: object, topic: str) -> PublishResult:
-        ref = str(next(self._refs))
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._publish_waiters[ref] = answer
-        try:
-            self._connection.perform(
-                identifier, "publish", {"topic": topic, "payload": payload, "ref": ref}
-            )
-            self._transport.flush()
-            message = await answer
-        finally:
-            self._publish_waiters.pop(ref, None)
-        reason = message.get("reason")
-        return PublishResult(
-            message.get("ok") is True,
-            str(message.get("topic", topic)),
-            reason if isinstance(reason, str) else None,
-        )
+            _check_channel(channel, topic)
+            message = publishable(payload)
+            wait = self._timeout(timeout)
+            answer = await self._ask_async(self._session.publish, channel, topic, message)
+            try:
+                result = await self._await(answer, wait, f"publishing to {topic!r}")
+            except IoTCableTimeout:
+                self._loop.call(self._session.forget_publish, answer)
+                raise
+            if check and not result.ok:
+                known = await self._channel_names_async(wait)
+                raise PublishRefused(channel, result, known)
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
+        return result
 
     # -- REST -------------------------------------------------------------------------------
 
-    def channels(self, *, timeout: float | None = None) -> list[ChannelInfo]:
-        """The channels this user may read or write (``GET iotcable/api/channels``)."""
-        wait = self._timeout(timeout)
+    def channels(self, *, timeout: float | None = None) -> Channels:
+        """The channels you may read or write (``GET iotcable/api/channels``), as a table.
+
+        A list of ``ChannelInfo`` that prints as a table, shows as one in a notebook,
+        finds a channel by name (``cable.channels()["telemetry"]``) and exports a
+        DataFrame (``.to_frame()``).
+        """
+        try:
+            return self._channels(self._timeout(timeout))
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
+
+    def _channels(self, wait: float) -> Channels:
         body = self._run(get_json(self.endpoint, "channels", wait), wait + 1, "listing channels")
-        return _channel_infos(body, self.endpoint)
+        return parse_channels(body, self.endpoint)
+
+    def _channel_names(self, wait: float) -> list[str] | None:
+        """The channels' names for an error message, or ``None`` if they cannot be had."""
+        try:
+            return self._channels(wait).names
+        except IoTCableError:
+            return None
+
+    async def _channel_names_async(self, wait: float) -> list[str] | None:
+        try:
+            body = await self._await(
+                self._submit(get_json(self.endpoint, "channels", wait)), wait + 1, "listing"
+            )
+            return parse_channels(body, self.endpoint).names
+        except IoTCableError:
+            return None
+
+    def _explained(self, rejected: SubscriptionRejected, wait: float) -> SubscriptionRejected:
+        """The rejection, with "did you mean" and the channels there are when it is unknown."""
+        return SubscriptionRejected(
+            rejected.channel, rejected.topic, rejected.reason, self._channel_names(wait)
+        )
+
+    async def _explained_async(
+        self, rejected: SubscriptionRejected, wait: float
+    ) -> SubscriptionRejected:
+        known = await self._channel_names_async(wait)
+        return SubscriptionRejected(rejected.channel, rejected.topic, rejected.reason, known)
+
+    def _refused(self, channel: str, result: PublishResult, wait: float) -> PublishRefused:
+        return PublishRefused(channel, result, self._channel_names(wait))
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -511,7 +461,9 @@ class Cable:
             self._transport.drop()
             return
         if self._closing or self._loop.loop.is_closed():
-            raise CableClosed(f"the cable to {self.url} is closed: there is no connection to drop")
+            raise CableClosed(
+                f"the cable to {self.url} is closed: there is no connection to drop"
+            ) from None
         self._loop.call(self._transport.drop).result()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -541,9 +493,7 @@ class Cable:
     def _close_from_callback(self, timeout: float) -> None:
         # The loop cannot wait for itself: end what users wait on now, and let the loop
         # run the shutdown after this callback returns, then stop.
-        self.state = "closed"
-        self._connected.clear()
-        self._end_everything()
+        self._session.close()
         shutdown = asyncio.ensure_future(self._shutdown(timeout))
         shutdown.add_done_callback(lambda _: self._loop.loop.stop())
 
@@ -554,6 +504,7 @@ class Cable:
     async def _shutdown(self, timeout: float) -> None:
         self._transport.close()
         await asyncio.wait({self._run_task}, timeout=timeout)
+        self._session.close()
 
     def __enter__(self) -> Cable:
         return self
@@ -579,164 +530,112 @@ class Cable:
 
     # -- display ----------------------------------------------------------------------------
 
-    def _describe(self) -> dict[str, str]:
-        subs = self.subscriptions
-        facts = {
-            "server": self.url,
-            "state": self.state if self.error is None else f"{self.state}: {self.error}",
-            "broker": self.broker or "unknown",
-            "subscriptions": ", ".join(repr(s.channel) for s in subs) or "none",
-            "rate": f"{sum(s.rate for s in subs):.1f} readings/s",
-            "rows": f"{sum(len(s) for s in subs):,}",
-            "gaps": str(sum(len(s.gaps) for s in subs)),
-        }
-        return facts
+    def _state_text(self) -> str:
+        error = self.error
+        return self.state if error is None else f"{self.state}: {error}"
+
+    def _broker_text(self) -> str:
+        report = self.broker
+        if report is None:
+            return "broker not reported yet"
+        text = f"broker {report.state}"
+        if report.state != "connected" and report.detail:
+            text += f" ({report.detail})"
+        return text
 
     def __repr__(self) -> str:
-        facts = self._describe()
-        return (
-            f"<Cable {self.url} {facts['state']}, subscriptions: {facts['subscriptions']}, "
-            f"rate={facts['rate']}>"
-        )
+        subs = self.subscriptions
+        parts = [self._state_text()]
+        if self.state != "closed":
+            parts.append(self._broker_text())
+        if subs:
+            listed = ", ".join(
+                f"{sub.describe()} ({len(sub):,} rows, {sub.rate:,.1f}/s)" for sub in subs
+            )
+            parts.append(f"{len(subs)} subscription{'s' * (len(subs) != 1)}: {listed}")
+        else:
+            parts.append("no subscriptions")
+        return f"<Cable {self.url} " + ", ".join(parts) + ">"
 
     def _repr_html_(self) -> str:
-        return _facts_table("Cable", self._describe())
-
-    # -- transport listener (loop thread) ---------------------------------------------------
-
-    def transport_state(self, state: str) -> None:
-        if state == "closed":
-            self.state = "closed"
-            self._connected.clear()
-            self._end_everything()
-        elif state == "reconnecting":
-            self.state = "reconnecting"
-            self._connected.clear()
-            # The machine resubscribes on the welcome; until the server confirms again,
-            # nothing may be performed on these identifiers.
-            for wire in self._wires.values():
-                wire.state = "pending"
-
-    def transport_failed(self, error: IoTCableError) -> None:
-        self.error = error
-        if not self._ready.done():
-            self._ready.set_exception(error)
-        else:
-            log.warning("iotcable: %s", error)
-
-    def transport_events(self, events: list[ClientEvent]) -> None:
-        for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: ClientEvent) -> None:
-        if isinstance(event, RowsReceived):
-            sub = self._subscription(event.identifier)
-            if sub is not None:
-                sub._receive(event.epoch, list(event.rows), event.dropped)
-        elif isinstance(event, Welcomed):
-            self.state = "connected"
-            self.sid = event.sid
-            self._connected.set()
-            if not self._ready.done():
-                self._ready.set_result(None)
-        elif isinstance(event, SubscriptionConfirmed):
-            self._confirmed(event.identifier, dict(event.meta or {}))
-        elif isinstance(event, RejectedEvent):
-            self._rejected(event.identifier, event.reason)
-        elif isinstance(event, Transmission):
-            message = dict(event.message)
-            if message.get("action") == "publish_result":
-                waiter = self._publish_waiters.get(str(message.get("ref")))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
-        elif isinstance(event, HistoryConfirmed):
-            self._history_answered(event.identifier)
-        elif isinstance(event, Gap):
-            self._gap(event)
-        elif isinstance(event, BrokerStatus):
-            self.broker, self.broker_detail = event.state, event.detail
-        elif isinstance(event, ServerError):
-            self.last_server_error = f"{event.code}: {event.message}"
-            log.warning("iotcable: the server reported %s", self.last_server_error)
-        elif isinstance(event, Disconnected):
-            log.info("iotcable: disconnected by the server (%s)", event.reason)
-
-    def _confirmed(self, identifier: str, meta: dict[str, Any]) -> None:
-        wire = self._wires.get(identifier)
-        if wire is None:
-            return
-        wire.state = "confirmed"
-        wire.meta = meta
-        if wire.subscription is not None:
-            wire.subscription._confirm(meta)
-        _resolve(wire.confirm_waiters)
-
-    def _rejected(self, identifier: str, reason: str) -> None:
-        wire = self._wires.pop(identifier, None)
-        if wire is None:
-            return
-        self._connection.unsubscribe(identifier)  # forget it (a rejected one sends nothing)
-        error = SubscriptionRejected(wire.channel, wire.topic, reason)
-        if wire.subscription is not None:
-            wire.subscription._end("rejected", reason)
-        _resolve(wire.confirm_waiters + wire.history_waiters, error)
-
-    def _history_answered(self, identifier: str) -> None:
-        wire = self._wires.get(identifier)
-        if wire is not None:
-            _resolve(wire.history_waiters)
-
-    def _gap(self, event: Gap) -> None:
-        wire = self._wires.get(event.identifier)
-        if wire is None:
-            return
-        if wire.subscription is not None:
-            wire.subscription._record_gap(
-                reason=event.reason,
-                stream_id=event.stream_id,
-                epoch_changed=event.epoch_changed,
-                after_offset=event.after_offset,
-                available_from=event.available_from,
+        subs = self.subscriptions
+        report = self.broker
+        broker = self._broker_text()
+        if report is not None:
+            broker += f", as of {describe_time(report.since, time.time())}"
+        facts = {
+            "server": self.url,
+            "state": self._state_text(),
+            "broker": broker,
+            "subscriptions": f"{len(subs)}",
+            "rate": f"{sum(s.rate for s in subs):,.1f} readings/s",
+            "rows": f"{sum(len(s) for s in subs):,}",
+            "gaps": f"{sum(len(s.gaps) for s in subs):,}",
+        }
+        table = ""
+        if subs:
+            head = "".join(
+                f"<th style='text-align:left'>{h}</th>"
+                for h in ("channel", "topic", "status", "rows", "readings/s", "gaps")
             )
-        # A reject_history is how the server answers a history request it cannot serve.
-        _resolve(wire.history_waiters)
+            body = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td style='text-align:left'>{_escape(cell)}</td>"
+                    for cell in (
+                        sub.channel,
+                        sub.topic or "(all topics)",
+                        sub.status,
+                        f"{len(sub):,}",
+                        f"{sub.rate:,.1f}",
+                        f"{len(sub.gaps):,}",
+                    )
+                )
+                + "</tr>"
+                for sub in subs
+            )
+            table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return facts_table("Cable", facts, table)
 
-    def _subscription(self, identifier: str) -> Subscription | None:
-        wire = self._wires.get(identifier)
-        return None if wire is None else wire.subscription
+    # -- handing work to the cable's thread, and waiting ------------------------------------
 
-    def _end_everything(self) -> None:
-        error = self.error or CableClosed(f"the cable to {self.url} is closed")
-        for wire in self._wires.values():
-            if wire.subscription is not None:
-                wire.subscription._end("closed", None if self.error is None else str(self.error))
-            _resolve(wire.confirm_waiters + wire.history_waiters, error)
-        self._wires.clear()
-        for waiter in self._publish_waiters.values():
-            if not waiter.done():
-                waiter.set_exception(error)
-        if not self._ready.done():
-            self._ready.set_exception(error)
+    def _ask(
+        self, command: Callable[..., concurrent.futures.Future[T]], *args: object
+    ) -> concurrent.futures.Future[T]:
+        """Run a session command on the cable's thread; the answer to wait for.
 
-    # -- waiting across threads -------------------------------------------------------------
+        Refused on the cable's own thread (a callback) before anything is sent: the
+        answer could only arrive on the thread that would wait for it.
+        """
+        if self._loop.in_loop_thread:
+            raise BlockingCallInCallback(
+                "this waits for the server's answer, which arrives on the thread running "
+                "this subscription callback, so it cannot be done here. Hand it to another "
+                "thread, e.g. threading.Thread(target=cable.publish, args=(...), "
+                "kwargs={...}).start(), or act on readings from sub.readings() instead. "
+                "sub.unsubscribe(), cable.close() and cable.drop_connection() work here."
+            )
+        if self._closing or self._loop.loop.is_closed():
+            raise self._closed()
+        try:
+            return self._loop.call(command, *args).result()
+        except RuntimeError:  # the loop stopped in between
+            raise self._closed() from None
 
-    async def _until_connected(self) -> None:
-        """Wait out a reconnection; fail at once on a closed cable."""
-        if self._connected.is_set():
-            return
-        if not self._run_task.done():
-            connected = asyncio.ensure_future(self._connected.wait())
-            try:
-                await asyncio.wait({connected, self._run_task}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                connected.cancel()
-        if not self._connected.is_set():
-            raise self.error or CableClosed(f"the cable to {self.url} is closed")
+    async def _ask_async(
+        self, command: Callable[..., concurrent.futures.Future[T]], *args: object
+    ) -> concurrent.futures.Future[T]:
+        if self._closing or self._loop.loop.is_closed():
+            raise self._closed()
+        return await asyncio.wrap_future(self._loop.call(command, *args))
+
+    def _closed(self) -> IoTCableError:
+        return self.error or CableClosed(f"the cable to {self.url} is closed")
 
     def _submit(self, coro: Coroutine[object, object, T]) -> concurrent.futures.Future[T]:
         if self._closing or self._loop.loop.is_closed():
             coro.close()
-            raise self.error or CableClosed(f"the cable to {self.url} is closed")
+            raise self._closed()
         return self._loop.submit(coro)
 
     def _timeout(self, timeout: float | None) -> float:
@@ -745,23 +644,14 @@ class Cable:
     def _run(self, coro: Coroutine[object, object, T], timeout: float, what: str) -> T:
         """Run ``coro`` on the cable's thread and wait for its result (sync methods)."""
         if self._loop.in_loop_thread:
-            # Checked before anything is sent: refused work must not half happen.
             coro.close()
             raise BlockingCallInCallback(
                 f"{what}: this waits for the server's answer, which arrives on the thread "
-                "running this subscription callback, so it cannot be done here. Hand it to "
-                "another thread, e.g. threading.Thread(target=cable.publish, args=(...), "
-                "kwargs={...}).start(), or act on readings from sub.readings() instead. "
-                "sub.unsubscribe(), cable.close() and cable.drop_connection() work here."
+                "running this subscription callback, so it cannot be done here"
             )
         return self._wait(self._submit(coro), timeout, what)
 
-    def _wait(
-        self,
-        future: concurrent.futures.Future[T],
-        timeout: float,
-        what: str,
-    ) -> T:
+    def _wait(self, future: concurrent.futures.Future[T], timeout: float, what: str) -> T:
         if self._loop.in_loop_thread:
             raise BlockingCallInCallback(
                 f"{what}: a cable cannot wait for its own thread (a subscription callback)"
@@ -785,6 +675,12 @@ class Cable:
         )
 
 
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
 def _check_channel(channel: str, topic: str | None) -> None:
     """Refuse on the caller's thread what cannot become an identifier."""
     if not isinstance(channel, str) or not (topic is None or isinstance(topic, str)):
@@ -793,65 +689,8 @@ def _check_channel(channel: str, topic: str | None) -> None:
             f"{type(topic).__name__}; cable.channels() lists the channels"
         )
     try:
-        make_identifier(channel, **_params(topic))
+        make_identifier(channel, **({} if topic is None else {"topic": topic}))
     except LocalProtocolError as exc:
         raise ValueError(
             f"channel {channel!r}: {exc}; cable.channels() lists the channels"
         ) from None
-
-
-def _params(topic: str | None) -> dict[str, str]:
-    return {} if topic is None else {"topic": topic}
-
-
-def _waiter(
-    loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[None]]
-) -> asyncio.Future[None]:
-    future: asyncio.Future[None] = loop.create_future()
-    waiters.append(future)
-    return future
-
-
-def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
-    waiters.clear()
-
-
-def _checked(channel: str, result: PublishResult, check: bool) -> PublishResult:
-    if check and not result.ok:
-        from .errors import PublishRefused
-
-        raise PublishRefused(channel, result)
-    return result
-
-
-def _channel_infos(body: object, endpoint: Endpoint) -> list[ChannelInfo]:
-    entries = body.get("channels") if isinstance(body, dict) else None
-    if not isinstance(entries, list):
-        raise ConnectionFailed(
-            f"{endpoint.api_url('channels')} answered without a 'channels' list: "
-            "is the server's jupyter-iotcable the same version as this client?"
-        )
-    infos = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            continue
-        columns = entry.get("columns")
-        infos.append(
-            ChannelInfo(
-                name=entry["name"],
-                topics=tuple(str(t) for t in entry.get("topics") or ()),
-                columns=columns if isinstance(columns, str) else None,
-                format=str(entry.get("format", "")),
-                read=entry.get("read") is True,
-                write=entry.get("write") is True,
-                description=str(entry.get("description") or ""),
-            )
-        )
-    return infos

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .cable import PublishResult
+    from collections.abc import Sequence
+
+    from .session import PublishResult
 
 
 class IoTCableError(Exception):
@@ -64,32 +66,66 @@ class IoTCableTimeout(IoTCableError, TimeoutError):
 
 
 class SubscriptionRejected(IoTCableError):
-    """The server rejected a subscription; ``reason`` is the server's explanation."""
+    """The server rejected a subscription; ``reason`` is the server's explanation.
 
-    def __init__(self, channel: str, topic: str | None, reason: str) -> None:
+    ``channels`` are the names of the channels the user may read or write, when the
+    client could list them: an unknown channel's message then says "did you mean" and
+    names them.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        topic: str | None,
+        reason: str,
+        channels: Sequence[str] | None = None,
+    ) -> None:
         self.channel = channel
         self.topic = topic
         self.reason = reason
+        self.channels = None if channels is None else list(channels)
         super().__init__(self.explained("cable.channels()"))
 
+    @property
+    def unknown_channel(self) -> bool:
+        """The server does not know the channel (a typo, most often)."""
+        return self.reason.startswith("unknown channel")
+
     def explained(self, lister: str) -> str:
-        """The message, pointing at ``lister`` (``iotcable channels`` in a shell)."""
+        """The message, pointing at ``lister`` (``iotcable channels`` in a shell) unless the
+        channels the user may use are known: then they are named, after a "did you mean"."""
+        from .names import suggestion, unknown_name_message
+
+        label = "channels you may read or write"
+        if self.unknown_channel and self.channels is not None:
+            return unknown_name_message("channel", self.channel, self.channels, label)
         where = f"channel {self.channel!r}" + (f" with topic {self.topic!r}" if self.topic else "")
-        return (
-            f"subscription to {where} was rejected: {self.reason}. "
-            f"{lister} lists the channels you may read or write and their topics."
-        )
+        text = f"subscription to {where} was rejected: {self.reason}"
+        if self.channels is not None and self.channel not in self.channels:
+            return text + suggestion(self.channel, self.channels, label)
+        return f"{text}. {lister} lists the channels you may read or write and their topics."
 
 
 class PublishRefused(IoTCableError):
     """The server refused a publish; ``result`` holds the topic and the server's reason."""
 
-    def __init__(self, channel: str, result: PublishResult) -> None:
+    def __init__(
+        self, channel: str, result: PublishResult, channels: Sequence[str] | None = None
+    ) -> None:
         self.channel = channel
         self.result = result
-        super().__init__(
-            f"publish to {result.topic!r} on channel {channel!r} was refused: {result.reason}"
-        )
+        self.channels = None if channels is None else list(channels)
+        if self.channels is not None and channel not in self.channels:
+            from .names import unknown_name_message
+
+            message = unknown_name_message(
+                "channel", channel, self.channels, "channels you may read or write"
+            )
+        else:
+            message = (
+                f"publish to {result.topic!r} on channel {channel!r} was refused: {result.reason}"
+            )
+        super().__init__(message)
 
 
 class InvalidPayload(IoTCableError, ValueError):

@@ -1,93 +1,55 @@
 """``Subscription``: one channel (optionally narrowed to a topic filter) streaming into pandas.
 
-Readings arrive on the cable's background thread and land in a bounded columnar buffer;
-``frame`` builds a DataFrame from it on read. The same readings are handed to callbacks
-(``on``), blocking iterators (``readings()``) and ``async for`` loops. Everything a user
-calls here is safe from any thread.
+Readings arrive on the cable's background thread into the subscription's ``Inbox`` (a
+bounded columnar buffer, the latest reading per topic, gaps, the arrival rate); ``frame``
+builds a DataFrame from it on read. The same readings are handed to callbacks (``on``),
+blocking iterators (``readings()``) and ``async for`` loops. Everything a user calls here
+is safe from any thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import logging
-import threading
-import time
-import weakref
-from collections import deque
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..topics import TopicTemplate
-from .buffer import ReadingBuffer, Row
+from .buffer import ReadingBuffer
+from .errors import IoTCableError
 from .feeds import AsyncFeed, SyncFeed
+from .inbox import Inbox, Reading, State
+from .names import UnknownName
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
-    from datetime import timedelta
+    from datetime import datetime, timedelta
     from types import TracebackType
 
     from ..frames import Frame
-    from .cable import Cable
+    from .gaps import Gap
 
-log = logging.getLogger("jupyter_iotcable.client")
+__all__ = ["QUIET_AFTER", "Reading", "Subscription", "SubscriptionControl"]
 
-State = Literal["pending", "live", "rejected", "unsubscribed", "closed"]
+USER_ERRORS = (IoTCableError, ValueError, TypeError)
+"""What a public method re-raises from itself, without our frames (as the cable does)."""
 
-_RATE_SPAN = 5.0
-"""Seconds of arrivals that ``rate`` averages over."""
+QUIET_AFTER = 10.0
+"""Seconds without a new reading after which ``status`` says the subscription is quiet."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One reading as a subscription delivers it.
-
-    ``time`` is unix seconds (UTC); ``columns`` holds the topic levels named by the
-    channel's template (``{"site": "lyon", "device": "pump3"}``); ``offset`` is the
-    reading's position in the channel's stream; ``error`` says why the payload did not
-    decode (the payload is then the raw text).
-    """
-
-    topic: str
-    time: float
-    payload: object
-    columns: dict[str, str]
-    offset: int
-    error: str | None = None
+class SubscriptionControl(Protocol):
+    """What a subscription asks of its cable (``Cable`` gives one to each subscription)."""
 
     @property
-    def datetime(self) -> datetime:
-        """``time`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.time, UTC)
+    def url(self) -> str: ...
 
+    @property
+    def cable_state(self) -> str: ...
 
-class _RateMeter:
-    """Readings per second over the last few seconds, updated once per batch."""
+    def unsubscribe(self, inbox: Inbox) -> None: ...
 
-    def __init__(self, span: float = _RATE_SPAN) -> None:
-        self._span = span
-        self._started = time.monotonic()
-        self._arrivals: deque[tuple[float, int]] = deque()
-        self._lock = threading.Lock()
-
-    def add(self, count: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._arrivals.append((now, count))
-            self._trim(now)
-
-    def rate(self) -> float:
-        now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            total = sum(count for _, count in self._arrivals)
-        elapsed = min(self._span, now - self._started)
-        return total / elapsed if elapsed > 0 else 0.0
-
-    def _trim(self, now: float) -> None:
-        while self._arrivals and self._arrivals[0][0] < now - self._span:
-            self._arrivals.popleft()
+    def history(
+        self, inbox: Inbox, since: str | timedelta | datetime | float, timeout: float
+    ) -> None: ...
 
 
 class Subscription:
@@ -98,36 +60,64 @@ class Subscription:
     bounds it in rows. The oldest readings are evicted as new ones arrive.
     """
 
-    def __init__(
-        self,
-        cable: Cable,
-        channel: str,
-        topic: str | None,
-        identifier: str,
-        *,
-        max_rows: int,
-        window: float | None,
-    ) -> None:
-        self._cable = cable
-        self.channel = channel
-        self.topic = topic
-        self.identifier = identifier
-        self.max_rows = max_rows
-        self.window = window
-        self.meta: dict[str, Any] = {}
-        self.state: State = "pending"
-        self.reason: str | None = None
-        self._lock = threading.Lock()
-        self._template: TopicTemplate | None = None
-        self._buffer = ReadingBuffer(max_rows=max_rows, window=window)
-        self._latest: dict[str, tuple[str, Row]] = {}
-        self._gaps: list[dict[str, Any]] = []
-        self._callbacks: list[Callable[[Reading], object]] = []
-        # Weak: an iterator that is dropped unfinished must not keep receiving readings.
-        self._feeds: weakref.WeakSet[SyncFeed[Reading] | AsyncFeed[Reading]] = weakref.WeakSet()
-        self._rate = _RateMeter()
-        self.received = 0
-        self.dropped = 0
+    def __init__(self, inbox: Inbox, control: SubscriptionControl) -> None:
+        self._inbox = inbox
+        self._control = control
+
+    # -- what it is --------------------------------------------------------------------------
+
+    @property
+    def channel(self) -> str:
+        return self._inbox.channel
+
+    @property
+    def topic(self) -> str | None:
+        """The MQTT filter narrowing the channel (``None``: the whole channel)."""
+        return self._inbox.topic
+
+    @property
+    def identifier(self) -> str:
+        """The identifier on the wire (empty until subscribed)."""
+        return self._inbox.identifier
+
+    @property
+    def max_rows(self) -> int:
+        return self._inbox.max_rows
+
+    @property
+    def window(self) -> float | None:
+        """Seconds of readings the frame keeps (``None``: bounded by rows only)."""
+        return self._inbox.window
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What the server said about the channel when it confirmed (columns, format, ...)."""
+        return dict(self._inbox.meta)
+
+    @property
+    def state(self) -> State:
+        """``pending``, ``live``, ``rejected``, ``unsubscribed`` or ``closed``."""
+        return self._inbox.state
+
+    @property
+    def reason(self) -> str | None:
+        """Why it was rejected or closed."""
+        return self._inbox.reason
+
+    @property
+    def cable_state(self) -> str:
+        """The cable's state: ``connecting``, ``connected``, ``reconnecting`` or ``closed``."""
+        return self._control.cable_state
+
+    @property
+    def received(self) -> int:
+        """Readings received so far (history backfills included)."""
+        return self._inbox.received
+
+    @property
+    def dropped(self) -> int:
+        """Readings the server conflated away because this client read too slowly."""
+        return self._inbox.dropped
 
     # -- reading the data -------------------------------------------------------------------
 
@@ -135,16 +125,24 @@ class Subscription:
     def frame(self) -> Frame:
         """The buffered readings as a time-indexed DataFrame (built now, from a snapshot).
 
-        Columns: ``topic``, the topic levels of the channel's template, the payload's
-        fields (objects flattened, nested keys as ``a.b``; other payloads in ``value``;
-        a field named like a frame column, e.g. ``time``, as ``payload.time``), and
-        ``error`` while a payload that failed to decode is in the frame. A column's dtype
-        follows the rows in the frame, and a field no row in it has is not a column.
-        ``frame.attrs["gaps"]`` lists the gaps the server reported (see ``gaps``).
+        The index ``time`` is the reading's time (the payload's own when the channel names
+        a ``time_field``; that field is then not repeated as a column). Columns: ``topic``,
+        the topic levels of the channel's template, the payload's fields (objects
+        flattened, nested keys as ``a.b``; other payloads in ``value``; a field named like
+        a frame column, e.g. ``time``, as ``payload.time``), and ``error`` while a payload
+        that failed to decode is in the frame. Integer fields are ``Int64``, other numbers
+        ``float64``, text ``str``, booleans ``boolean``; a field no row in the frame has
+        is not a column. ``frame.attrs["gaps"]`` lists the gaps (see ``gaps``).
         """
         from ..frames import build_frame
 
-        return build_frame(self._buffer.snapshot(), attrs=self._attrs())
+        inbox = self._inbox
+        return build_frame(
+            inbox.buffer.snapshot(),
+            template=inbox.template,
+            time_field=inbox.time_field,
+            attrs=self._attrs(),
+        )
 
     @property
     def latest(self) -> Frame:
@@ -157,34 +155,104 @@ class Subscription:
         """
         from ..frames import build_frame
 
-        with self._lock:
-            entries = list(self._latest.values())
-        buffer = ReadingBuffer(max_rows=max(1, len(entries)), template=self._template)
-        for epoch, row in entries:
-            buffer.add(epoch, [row])
-        frame = build_frame(buffer.snapshot(), attrs=self._attrs())
+        inbox = self._inbox
+        rows = sorted(inbox.latest_rows(), key=lambda row: row[1])
+        buffer = ReadingBuffer(max_rows=max(1, len(rows)))
+        buffer.extend(rows)
+        frame = build_frame(
+            buffer.snapshot(),
+            template=inbox.template,
+            time_field=inbox.time_field,
+            attrs=self._attrs(),
+        )
         return frame.reset_index().set_index("topic").sort_index()
 
     @property
-    def gaps(self) -> list[dict[str, Any]]:
-        """Readings the server said this subscription missed, oldest first.
+    def gaps(self) -> list[Gap]:
+        """Readings the server said this subscription missed, oldest first (``Gap``).
 
-        Each gap is a dict: ``time`` (unix seconds when it was reported), ``reason``,
-        ``stream_id``, ``epoch_changed`` (the server restarted: offsets started again),
-        ``after_offset`` (the last offset received before the gap), ``available_from``
-        (the oldest offset the server still had) and ``dropped`` (how many readings the
-        server conflated away when this client was too slow; 0 for history gaps).
+        Each says when (``start``, ``end``), why (``cause``, ``reason`` in words) and, when
+        known, how many readings (``readings``); ``print(gap)`` prints its reason.
         """
-        with self._lock:
-            return [dict(gap) for gap in self._gaps]
+        return self._inbox.gaps.gaps()
 
     @property
     def rate(self) -> float:
-        """Readings received per second, averaged over the last five seconds."""
-        return self._rate.rate()
+        """Readings that arrived per second over the last ten seconds.
+
+        Live arrivals only: readings of a history backfill (or of the catch-up after a
+        reconnect) are not arrivals, so they never inflate it.
+        """
+        return self._inbox.rate.rate()
+
+    @property
+    def status(self) -> str:
+        """One line on how the subscription is doing, e.g. ``live, 4.0 readings/s``, or why
+        nothing arrives (a filter that matches no topic the server has seen, a quiet
+        device, a reconnecting cable)."""
+        inbox = self._inbox
+        state = inbox.state
+        if state == "pending":
+            return "subscribing: waiting for the server to confirm"
+        if state == "rejected":
+            return f"rejected: {inbox.reason}"
+        if state == "unsubscribed":
+            return "unsubscribed: the frame keeps the readings it has"
+        if state == "closed":
+            return "closed" + (f": {inbox.reason}" if inbox.reason else " (the cable is closed)")
+        if self._control.cable_state == "reconnecting":
+            return "reconnecting: readings missed meanwhile are fetched once the cable is back"
+        now = inbox.clock()
+        last = inbox.last_arrival
+        since = inbox.live_since if last is None else last
+        if since is not None and now - since >= QUIET_AFTER:
+            return self._quiet(now - since, last is None)
+        return f"live, {self.rate:,.1f} readings/s"
+
+    def _quiet(self, seconds: float, never: bool) -> str:
+        inbox = self._inbox
+        quiet = f"no new reading for {_duration(seconds)}"
+        if not never:
+            return f"live, but {quiet}"
+        topics = inbox.meta.get("topics")
+        if isinstance(topics, dict) and topics.get("matching") == 0 and inbox.topic is not None:
+            seen = topics.get("seen")
+            examples = [e for e in topics.get("examples") or () if isinstance(e, str)]
+            if isinstance(seen, int) and seen > 0:
+                shown = f", e.g. {', '.join(examples[:3])}" if examples else ""
+                topics = f"{seen:,} topic{'s' if seen != 1 else ''}"
+                return (
+                    f"live, but {quiet}: {inbox.topic!r} matches none of the {topics} "
+                    f"the server has seen recently on {inbox.channel!r}{shown}"
+                )
+            return f"live, but {quiet}: the server has seen no topic on {inbox.channel!r} recently"
+        return f"live, but {quiet} since subscribing"
+
+    @property
+    def fields(self) -> list[str]:
+        """The payload fields in the frame now, as its column names (``temperature``, ...)."""
+        frame = self.frame
+        fixed = {"topic", "error", *(self._inbox.template.names if self._inbox.template else ())}
+        return [str(column) for column in frame.columns if column not in fixed]
+
+    def check_fields(self, *names: str, numeric: bool = False) -> None:
+        """Raise ``UnknownName`` (with "did you mean" and the fields there are) for a name
+        that is not a field of the frame; with ``numeric``, also for one that holds no
+        numbers. For code that takes field names from a user (``sub.live(y=...)``)."""
+        from ..frames import numeric_columns
+
+        frame = self.frame
+        fields = self.fields
+        numbers = [name for name in numeric_columns(frame) if name in fields]
+        choices = numbers if numeric else fields
+        what, plural = ("numeric field", "numeric fields") if numeric else ("field", "fields")
+        for name in names:
+            if name not in choices:
+                error = UnknownName(what, name, choices, f"{plural} of {self.channel!r} now")
+                raise error from None
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return len(self._inbox.buffer)
 
     def history(
         self, since: str | timedelta | datetime | float, *, timeout: float = 30.0
@@ -196,7 +264,10 @@ class Subscription:
         twice. The frame's bounds still apply. Returns the subscription, so
         ``sub.history("1h").frame`` works.
         """
-        self._cable._request_history(self, since, timeout)
+        try:
+            self._control.history(self._inbox, since, timeout)
+        except USER_ERRORS as error:
+            raise error.with_traceback(None) from None
         return self
 
     def readings(self, timeout: float | None = None) -> Iterator[Reading]:
@@ -206,7 +277,7 @@ class Subscription:
         or when the subscription or cable ends.
         """
         feed: SyncFeed[Reading] = SyncFeed(self.max_rows)
-        self._attach(feed)
+        self._inbox.attach(feed)
         return self._drain(feed, timeout)
 
     def _drain(self, feed: SyncFeed[Reading], timeout: float | None) -> Iterator[Reading]:
@@ -214,12 +285,12 @@ class Subscription:
             while (reading := feed.get(timeout)) is not None:
                 yield reading
         finally:
-            self._detach(feed)
+            self._inbox.detach(feed)
 
     def __aiter__(self) -> AsyncIterator[Reading]:
         """``async for reading in sub``: readings from now on, on the caller's event loop."""
         feed: AsyncFeed[Reading] = AsyncFeed(asyncio.get_running_loop(), self.max_rows)
-        self._attach(feed)
+        self._inbox.attach(feed)
         return self._adrain(feed)
 
     async def _adrain(self, feed: AsyncFeed[Reading]) -> AsyncIterator[Reading]:
@@ -227,7 +298,7 @@ class Subscription:
             while (reading := await feed.get()) is not None:
                 yield reading
         finally:
-            self._detach(feed)
+            self._inbox.detach(feed)
 
     def on(self, callback: Callable[[Reading], object]) -> Callable[[Reading], object]:
         """Call ``callback(reading)`` for each new reading; usable as a decorator.
@@ -235,14 +306,12 @@ class Subscription:
         Callbacks run on the cable's background thread, so they must be quick and
         thread-safe; an exception in one is logged and does not stop the stream.
         """
-        with self._lock:
-            self._callbacks.append(callback)
+        self._inbox.add_callback(callback)
         return callback
 
     def off(self, callback: Callable[[Reading], object]) -> None:
         """Stop calling ``callback``."""
-        with self._lock:
-            self._callbacks.remove(callback)
+        self._inbox.remove_callback(callback)
 
     def live(self, **options: Any) -> Any:
         """A live chart and table of this subscription (a ``LiveChart`` anywidget).
@@ -260,7 +329,7 @@ class Subscription:
 
     def unsubscribe(self) -> None:
         """Stop receiving; the frame keeps what it has. Idempotent."""
-        self._cable._unsubscribe(self)
+        self._control.unsubscribe(self._inbox)
 
     def __enter__(self) -> Subscription:
         return self
@@ -276,137 +345,58 @@ class Subscription:
     # -- display ----------------------------------------------------------------------------
 
     def _describe(self) -> dict[str, str]:
+        gaps = len(self._inbox.gaps)
         facts = {
             "channel": self.channel,
             "topic": self.topic or "(whole channel)",
-            "state": self.state if self.reason is None else f"{self.state}: {self.reason}",
+            "status": self.status,
             "rows": f"{len(self):,} (max {self.max_rows:,})",
-            "window": "none" if self.window is None else f"{self.window:g} s",
-            "rate": f"{self.rate:.1f} readings/s",
-            "gaps": str(len(self._gaps)),
-            "server": self._cable.url,
+            "window": "none" if self.window is None else _duration(self.window),
+            "rate": f"{self.rate:,.1f} readings/s",
+            "gaps": f"{gaps:,}",
+            "server": self._control.url,
         }
         if self.dropped:
             facts["dropped"] = f"{self.dropped:,} (conflated by the server)"
         return facts
 
     def __repr__(self) -> str:
-        facts = self._describe()
+        gaps = len(self._inbox.gaps)
+        plural = "s" if gaps != 1 else ""
         return (
-            f"<Subscription {facts['channel']!r} topic={self.topic!r} {facts['state']}, "
-            f"rows={len(self)}, rate={self.rate:.1f}/s, gaps={facts['gaps']}>"
+            f"<Subscription {self.describe()}: {self.status}, {len(self):,} rows"
+            + (f", {gaps:,} gap{plural}" if gaps else "")
+            + ">"
         )
 
+    def describe(self) -> str:
+        """``'telemetry' plant/lyon/+/env``: the channel and its filter, to tell
+        subscriptions apart."""
+        return f"{self.channel!r} " + (self.topic if self.topic is not None else "(all topics)")
+
     def _repr_html_(self) -> str:
-        return _facts_table("Subscription", self._describe())
-
-    # -- called by the cable on its thread --------------------------------------------------
-
-    def _confirm(self, meta: dict[str, Any]) -> None:
-        self.meta = dict(meta)
-        columns = meta.get("columns")
-        if self._template is None and isinstance(columns, str):
-            # The buffer is still empty: rows only flow after the confirmation.
-            self._template = TopicTemplate(columns)
-            self._buffer = ReadingBuffer(
-                max_rows=self.max_rows, window=self.window, template=self._template
-            )
-        self.state = "live"
-
-    def _receive(self, epoch: str, rows: list[Row], dropped: int) -> None:
-        accepted = self._buffer.add(epoch, rows)
-        self.received += len(accepted)
-        self._rate.add(len(accepted))
-        with self._lock:
-            latest = self._latest
-            for row in accepted:
-                latest.pop(row[2], None)
-                latest[row[2]] = (epoch, row)
-            while len(latest) > self.max_rows:
-                del latest[next(iter(latest))]
-            callbacks = list(self._callbacks)
-            feeds = list(self._feeds)
-        if dropped:
-            self.dropped += dropped
-            self._record_gap(reason="conflated", dropped=dropped)
-        if accepted and (callbacks or feeds):
-            self._deliver([self._reading(row) for row in accepted], callbacks, feeds)
-
-    def _reading(self, row: Row) -> Reading:
-        offset, when, topic, payload, error = row
-        template = self._template
-        columns = (template.extract(topic) or {}) if template is not None else {}
-        return Reading(topic, when, payload, columns, offset, error)
-
-    def _deliver(
-        self,
-        readings: list[Reading],
-        callbacks: list[Callable[[Reading], object]],
-        feeds: list[SyncFeed[Reading] | AsyncFeed[Reading]],
-    ) -> None:
-        for feed in feeds:
-            feed.put(readings)
-        for reading in readings:
-            for callback in callbacks:
-                if self.state not in ("pending", "live"):
-                    return  # a callback unsubscribed or closed the cable: stop here
-                try:
-                    callback(reading)
-                except Exception:
-                    log.exception("iotcable: callback %r failed on %s", callback, reading.topic)
-
-    def _record_gap(
-        self,
-        *,
-        reason: str,
-        stream_id: str | None = None,
-        epoch_changed: bool = False,
-        after_offset: int | None = None,
-        available_from: int | None = None,
-        dropped: int = 0,
-    ) -> None:
-        gap = {
-            "time": time.time(),
-            "reason": reason,
-            "stream_id": stream_id or self.meta.get("stream_id", self.channel),
-            "epoch_changed": epoch_changed,
-            "after_offset": after_offset,
-            "available_from": available_from,
-            "dropped": dropped,
-        }
-        with self._lock:
-            self._gaps.append(gap)
-
-    def _end(self, state: State, reason: str | None = None) -> None:
-        """The subscription stopped (unsubscribed, rejected on resubscribe, cable closed)."""
-        self.state = state
-        self.reason = reason
-        with self._lock:
-            feeds = list(self._feeds)
-            self._feeds.clear()
-        for feed in feeds:
-            feed.close()
-
-    def _attach(self, feed: SyncFeed[Reading] | AsyncFeed[Reading]) -> None:
-        with self._lock:
-            if self.state in ("live", "pending"):
-                self._feeds.add(feed)
-                return
-        feed.close()
-
-    def _detach(self, feed: SyncFeed[Reading] | AsyncFeed[Reading]) -> None:
-        with self._lock:
-            self._feeds.discard(feed)
+        return facts_table("Subscription", self._describe())
 
     def _attrs(self) -> dict[str, Any]:
         return {"gaps": self.gaps, "channel": self.channel, "topic": self.topic}
 
 
-def _facts_table(title: str, facts: dict[str, str]) -> str:
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``2 h 5 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def facts_table(title: str, facts: dict[str, str], extra: str = "") -> str:
     """A small HTML table for ``_repr_html_``; every value is escaped."""
     rows = "".join(
         f"<tr><th style='text-align:left'>{html.escape(key)}</th>"
         f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
         for key, value in facts.items()
     )
-    return f"<div><strong>{html.escape(title)}</strong><table>{rows}</table></div>"
+    return f"<div><strong>{html.escape(title)}</strong><table>{rows}</table>{extra}</div>"

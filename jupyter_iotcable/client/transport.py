@@ -1,12 +1,12 @@
-"""The client's only socket code: a tornado websocket driving a sans-I/O ``ClientConnection``.
+"""The client's only socket code: a tornado websocket driving a sans-I/O ``ClientSession``.
 
 ``Transport.run`` owns the connection's life on the cable's event loop: open the
 websocket (offering ``iotcable-v1-json``, token in the ``Authorization`` header so it
 never lands in a URL or a log), pump frames both ways, drop the socket when the server
-has gone quiet (``is_stale``), and after a loss ask the connection what to do
+has gone quiet (``is_stale``), and after a loss ask the session what to do
 (``connection_lost`` -> reconnect after a backoff delay with jitter, or stop), then
 reconnect with ``resume_query()`` so the server restores the session. What the frames
-mean is the connection's business; what the events mean is the listener's (the cable).
+mean is the session's business.
 
 Failures of the very first attempt are final: a wrong URL or token should fail
 ``connect()`` at once with a clear message, not retry forever. Once a session has been
@@ -26,11 +26,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
-from ..protocol import Subprotocol, Welcomed
+from ..protocol import Subprotocol
 from .errors import AuthenticationFailed, CableClosed, ConnectionFailed, IoTCableError
 
 if TYPE_CHECKING:
-    from ..protocol import ClientConnection, ClientEvent
+    from ..protocol import ReconnectDecision
     from .discovery import Endpoint
 
 log = logging.getLogger("jupyter_iotcable.client")
@@ -42,10 +42,23 @@ a bigger frame means something is wrong, and tornado closes the socket with 1009
 _STALE_CHECK_INTERVAL = 1.0
 
 
-class TransportListener(Protocol):
-    """What the transport reports to (the cable), always on the loop's thread."""
+class Session(Protocol):
+    """What the transport drives (``ClientSession``), always on the loop's thread."""
 
-    def transport_events(self, events: list[ClientEvent]) -> None: ...
+    @property
+    def state(self) -> str: ...
+
+    def connection_opened(self, now: float) -> None: ...
+
+    def receive_text(self, text: str | bytes, now: float) -> None: ...
+
+    def connection_lost(self, now: float) -> ReconnectDecision: ...
+
+    def data_to_send(self) -> list[str]: ...
+
+    def resume_query(self) -> dict[str, str]: ...
+
+    def is_stale(self, now: float) -> bool: ...
 
     def transport_state(self, state: str) -> None: ...
 
@@ -53,20 +66,18 @@ class TransportListener(Protocol):
 
 
 class Transport:
-    """One websocket at a time for one ``ClientConnection``, reconnecting as it says."""
+    """One websocket at a time for one ``ClientSession``, reconnecting as it says."""
 
     def __init__(
         self,
         endpoint: Endpoint,
-        connection: ClientConnection,
-        listener: TransportListener,
+        session: Session,
         *,
         connect_timeout: float,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.endpoint = endpoint
-        self.connection = connection
-        self._listener = listener
+        self.session = session
         self._connect_timeout = connect_timeout
         self._max_message_size = max_message_size
         self._ws: WebSocketClientConnection | None = None
@@ -85,7 +96,7 @@ class Transport:
     async def run(self) -> None:
         """Connect, and keep reconnecting until closed or told to stop."""
         while not self._closing:
-            self._listener.transport_state("reconnecting" if self._welcomed_once else "connecting")
+            self.session.transport_state("reconnecting" if self._welcomed_once else "connecting")
             try:
                 ws = await self._open()
             except Exception as exc:
@@ -93,29 +104,26 @@ class Transport:
                 if self._closing:
                     break
                 if not self._welcomed_once or isinstance(error, AuthenticationFailed):
-                    self._listener.transport_failed(error)
+                    self.session.transport_failed(error)
                     break
                 log.info("iotcable: reconnecting to %s failed: %s", self.endpoint.base_url, error)
             else:
                 await self._serve(ws)
                 if self._closing:
                     break
-            decision = self.connection.connection_lost(time.time())
-            self._deliver(self.connection.events_received())
+            decision = self.session.connection_lost(time.time())
             if not decision.reconnect:
-                self._listener.transport_failed(_final_loss(decision.reason, self.endpoint))
+                self.session.transport_failed(_final_loss(decision.reason, self.endpoint))
                 break
             if self._welcomed_once:
-                # Now, not after the backoff: the machine has just made every subscription
-                # pending, and nothing may be performed on them until they are confirmed.
-                self._listener.transport_state("reconnecting")
+                self.session.transport_state("reconnecting")
             await self._sleep(decision.delay)
-        self._listener.transport_state("closed")
+        self.session.transport_state("closed")
 
     async def _open(self) -> WebSocketClientConnection:
         self._opened = False
         self._closed = asyncio.Event()
-        query = self.connection.resume_query() if self._welcomed_once else {}
+        query = self.session.resume_query() if self._welcomed_once else {}
         headers = {"Authorization": f"token {self.endpoint.token}"} if self.endpoint.token else {}
         request = HTTPRequest(
             self.endpoint.websocket_url(query),
@@ -156,7 +164,7 @@ class Transport:
     def _mark_opened(self) -> None:
         if not self._opened:
             self._opened = True
-            self.connection.connection_opened(time.time())
+            self.session.connection_opened(time.time())
 
     def _on_message(self, message: str | bytes | None) -> None:
         if message is None:
@@ -164,26 +172,21 @@ class Transport:
             return
         self._mark_opened()
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-        self.connection.receive_text(text, time.time())
-        self._deliver(self.connection.events_received())
-        self.flush()
-
-    def _deliver(self, events: list[ClientEvent]) -> None:
-        if not events:
-            return
-        if any(isinstance(event, Welcomed) for event in events):
-            self._welcomed_once = True
         try:
-            self._listener.transport_events(events)
+            self.session.receive_text(text, time.time())
         except Exception:
-            log.exception("iotcable: handling %d events failed", len(events))
+            # A bug of ours must not end the connection loop: log it, keep reading.
+            log.exception("iotcable: handling a frame from %s failed", self.endpoint.base_url)
+        if self.session.state == "connected":
+            self._welcomed_once = True
+        self.flush()
 
     def flush(self) -> None:
         """Send whatever the connection has queued (nothing while no socket is open)."""
         ws = self._ws
         if ws is None:
             return
-        for text in self.connection.data_to_send():
+        for text in self.session.data_to_send():
             try:
                 ws.write_message(text).add_done_callback(_ignore_write_error)
             except WebSocketError:
@@ -193,7 +196,7 @@ class Transport:
     async def _watch_staleness(self) -> None:
         while True:
             await asyncio.sleep(_STALE_CHECK_INTERVAL)
-            if self.connection.is_stale(time.time()):
+            if self.session.is_stale(time.time()):
                 log.info("iotcable: no ping from %s, reconnecting", self.endpoint.base_url)
                 self.drop()
 

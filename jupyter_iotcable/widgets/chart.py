@@ -357,11 +357,10 @@ class LiveView:
     def status(self) -> dict[str, Any]:
         """What the view's status line says (the view adds what it knows of the kernel)."""
         sub = self.sub
-        cable = getattr(sub, "_cable", None)
         status = {
             "state": "stopped" if self._stopped.is_set() else sub.state,
             "reason": sub.reason,
-            "cable": str(getattr(cable, "state", "")),
+            "cable": sub.cable_state,
             "rate": float(sub.rate),
             "rows": len(sub),
             "gaps": len(sub.gaps),

@@ -140,10 +140,13 @@ def is_counter(name: str) -> bool:
 
 
 def numeric_fields(frame: pd.DataFrame, levels: Sequence[str] = ()) -> list[str]:
-    """The payload fields of a subscription's frame that hold numbers."""
+    """The payload fields of a subscription's frame that hold numbers (``float64``, and the
+    nullable ``Int64`` of integer fields; not booleans)."""
     skip = _NOT_FIELDS | set(levels)
     return [
-        str(name) for name, dtype in frame.dtypes.items() if name not in skip and dtype.kind == "f"
+        str(name)
+        for name, dtype in frame.dtypes.items()
+        if name not in skip and dtype.kind in "iuf"
     ]
 
 

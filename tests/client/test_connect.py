@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import traceback
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,8 +26,18 @@ def iotcable_threads() -> list[threading.Thread]:
 def test_nothing_listening_fails_at_once_and_leaves_no_thread() -> None:
     before = iotcable_threads()
     url = f"http://127.0.0.1:{free_port()}/"
-    with pytest.raises(iot.ConnectionFailed, match="connection refused"):
+    with pytest.raises(iot.ConnectionFailed) as failed:
         iot.connect(url, token="t", timeout=5)
+    assert str(failed.value) == (
+        f"could not connect to {url}: connection refused. Is the Jupyter server running at "
+        "this address and port?"
+    )
+    # Raised from the user's call, not from the cable thread's machinery.
+    assert [frame.name for frame in traceback.extract_tb(failed.tb)] == [
+        "test_nothing_listening_fails_at_once_and_leaves_no_thread",
+        "connect",
+    ]
+    assert failed.value.__cause__ is None and failed.value.__suppress_context__
     assert iotcable_threads() == before
 
 

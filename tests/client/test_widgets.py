@@ -1,10 +1,10 @@
 """``sub.live()`` in the kernel: downsampling, the chart's store, series naming, and the
 LiveChart's messages (one per flush at most, binary buffers, the window on request).
 
-The subscriptions here are real ``Subscription`` objects fed through ``_receive`` as the
-cable feeds them; the widget's ``send`` is replaced by a recorder, so every message the
-browser would get is checked. The browser side is tested in labextension/test and
-tests/browser/test_live_widget.py.
+The subscriptions here are real ``Subscription`` objects fed through their ``Inbox`` as
+the cable's session feeds them (tests/client/memory.py); the widget's ``send`` is
+replaced by a recorder, so every message the browser would get is checked. The browser
+side is tested in labextension/test and tests/browser/test_live_widget.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from jupyter_iotcable.client.buffer import Row
+from jupyter_iotcable.client.inbox import Inbox
 from jupyter_iotcable.client.subscription import Reading, Subscription
 from jupyter_iotcable.widgets import LiveChart, LiveView, live_view
 from jupyter_iotcable.widgets.chart import BUNDLE, HEARTBEAT, TABLE_INTERVAL
@@ -24,25 +25,31 @@ from jupyter_iotcable.widgets.downsample import downsample, minmax_indices
 from jupyter_iotcable.widgets.lines import Chunk, LineStore, group_points
 from jupyter_iotcable.widgets.naming import series_namer, varying_levels
 
+from .memory import MemoryControl, memory_subscription
+
 T0 = 1_700_000_000.0
 TEMPLATE = "plant/{site}/{device}/env"
 
 
-class FakeCable:
-    """The little a subscription asks of its cable when nothing goes over the wire."""
-
-    url = "http://127.0.0.1:8888/"
-    state = "connected"
-
-    def _unsubscribe(self, sub: Subscription) -> None:
-        sub._end("unsubscribed")
+FED: dict[int, tuple[Inbox, MemoryControl]] = {}
 
 
 def subscription(topic: str | None = None, window: float | None = 900.0) -> Subscription:
-    cable: Any = FakeCable()
-    sub = Subscription(cable, "telemetry", topic, "{}", max_rows=100_000, window=window)
-    sub._confirm({"columns": TEMPLATE, "units": {"temperature": "°C"}})
+    control = MemoryControl()
+    sub, inbox = memory_subscription(
+        topic=topic,
+        meta={"columns": TEMPLATE, "units": {"temperature": "°C"}},
+        max_rows=100_000,
+        window=window,
+        control=control,
+    )
+    FED[id(sub)] = (inbox, control)
     return sub
+
+
+def receive(sub: Subscription, rows: list[Row]) -> None:
+    """Rows as the cable's session hands them to the subscription (live arrivals)."""
+    FED[id(sub)][0].receive(rows, 0, backfill=False)
 
 
 def reading_rows(start: int, stop: int, *, devices: int = 4, site: str = "lyon") -> list[Row]:
@@ -212,7 +219,7 @@ def test_series_are_named_by_the_levels_that_vary() -> None:
 
 def test_live_is_an_anywidget_carrying_the_bundle_and_the_channels_units() -> None:
     sub = subscription("plant/lyon/+/env")
-    sub._receive("e1", reading_rows(0, 40), 0)
+    receive(sub, reading_rows(0, 40))
     chart = sub.live()
     try:
         assert isinstance(chart, LiveChart)
@@ -230,7 +237,7 @@ def test_live_is_an_anywidget_carrying_the_bundle_and_the_channels_units() -> No
 
 def test_the_first_window_holds_the_history_and_names_series_by_columns() -> None:
     sub = subscription()
-    sub._receive("e1", reading_rows(0, 400, devices=4) + reading_rows(400, 440, site="porto"), 0)
+    receive(sub, reading_rows(0, 400, devices=4) + reading_rows(400, 440, site="porto"))
     view, sent = quiet_view(sub)
     try:
         view.request_window()  # what a view does when it renders
@@ -255,7 +262,7 @@ def test_a_burst_of_10000_readings_is_one_message_with_binary_buffers() -> None:
         view.flush()
         before = len(sent.messages)
         for start in range(0, 10_000, 500):
-            sub._receive("e1", reading_rows(start, start + 500, devices=200), 0)
+            receive(sub, reading_rows(start, start + 500, devices=200))
         assert view.flush()
         assert len(sent.messages) == before + 1
         content, chunk = sent.last()
@@ -264,7 +271,7 @@ def test_a_burst_of_10000_readings_is_one_message_with_binary_buffers() -> None:
         assert all(isinstance(buffer, bytes) for buffer in sent.messages[-1][1])
         assert len(json.dumps(content)) < 40_000, "the points travel in the buffers"
         # The next flush carries only what is new, and no series twice.
-        sub._receive("e1", reading_rows(10_000, 10_010, devices=200), 0)
+        receive(sub, reading_rows(10_000, 10_010, devices=200))
         view.flush(now=1e9)
         content, chunk = sent.last()
         assert len(chunk) == 10 and content["series_from"] == 200 and content["series"] == []
@@ -289,14 +296,12 @@ def test_the_table_goes_at_most_once_a_second_with_exact_numbers() -> None:
     sub = subscription()
     view, sent = quiet_view(sub)
     try:
-        sub._receive("e1", reading_rows(0, 1), 0)
+        receive(sub, reading_rows(0, 1))
         view.flush(now=100.0)
         assert len(sent.last()[0]["latest"]) == 1
         big = 2**60
-        sub._receive(
-            "e1",
-            [(1, T0, "plant/lyon/p1/env", {"ts": 1796504832.7, "n": big, "x": [1, 2]}, None)],
-            0,
+        receive(
+            sub, [(1, T0, "plant/lyon/p1/env", {"ts": 1796504832.7, "n": big, "x": [1, 2]}, None)]
         )
         count = len(sent.messages)
         view.flush(now=100.0 + TABLE_INTERVAL / 2)
@@ -314,7 +319,7 @@ def test_the_table_goes_at_most_once_a_second_with_exact_numbers() -> None:
 
 def test_y_may_be_a_list_and_each_field_is_a_line() -> None:
     sub = subscription()
-    sub._receive("e1", reading_rows(0, 8), 0)
+    receive(sub, reading_rows(0, 8))
     view, sent = quiet_view(sub, y=["temperature", "seq"])
     try:
         view.request_window()
@@ -331,7 +336,7 @@ def test_the_first_reading_picks_y_when_the_frame_was_empty() -> None:
     view, sent = quiet_view(sub)
     try:
         assert view.widget.fields == []
-        sub._receive("e1", reading_rows(0, 4), 0)
+        receive(sub, reading_rows(0, 4))
         view.flush()
         assert view.widget.fields == ["temperature"], "a float measurement, not seq"
         assert len(sent.last()[1]) == 4
@@ -355,21 +360,20 @@ def test_the_first_reading_picks_y_when_the_frame_was_empty() -> None:
 )
 def test_bad_options_raise_at_once(options: dict[str, Any], error: type, message: str) -> None:
     sub = subscription()
-    sub._receive("e1", reading_rows(0, 8), 0)
+    receive(sub, reading_rows(0, 8))
     with pytest.raises(error) as info:
         live_view(sub, **options)
     assert message in str(info.value)
-    assert not sub._callbacks, "nothing keeps following after a refusal"
+    assert FED[id(sub)][0].callback_count == 0, "nothing keeps following after a refusal"
 
 
 def test_the_status_says_stopped_or_reconnecting_and_a_closed_chart_stops() -> None:
     sub = subscription()
     view, _ = quiet_view(sub)
-    cable: Any = sub._cable
-    cable.state = "reconnecting"
+    FED[id(sub)][1].cable_state = "reconnecting"
     assert view.status()["cable"] == "reconnecting"
     view.stop()
-    sub._receive("e1", reading_rows(0, 4), 0)
+    receive(sub, reading_rows(0, 4))
     assert view.status()["state"] == "stopped" and len(view.store) == 0
     view.widget.close()
     view._thread.join(5)

@@ -11,6 +11,7 @@ import gc
 import json
 import threading
 import time
+import traceback
 import tracemalloc
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,7 @@ def test_sync_connect_subscribe_and_frame(live_server: LiveServer) -> None:
             "topic": "str",
             "site": "str",
             "device": "str",
-            "seq": "float64",
+            "seq": "Int64",
             "temperature": "float64",
             "status": "str",
         }
@@ -134,7 +135,7 @@ EXPECTED_DTYPES = {
     "topic": "str",
     "site": "str",
     "device": "str",
-    "seq": "float64",
+    "seq": "Int64",
     "temperature": "float64",
     "status": "str",
 }
@@ -311,28 +312,47 @@ def test_wrong_token_says_the_token_was_refused(live_server: LiveServer) -> None
         iot.connect(live_server.url, timeout=5)
 
 
+CHANNELS = "The channels you may read or write are 'commands', 'numbers' and 'telemetry'."
+
+
 @pytest.mark.parametrize(
-    ("channel", "topic", "reason_part"),
+    ("channel", "topic", "message"),
     [
-        ("nope", None, "nope"),
-        ("secret", None, "secret"),
-        ("telemetry", "plant/lyon/pump1/cmd", "plant/lyon/pump1/cmd"),
+        ("telemtry", None, f"unknown channel 'telemtry': did you mean 'telemetry'? {CHANNELS}"),
+        ("nope", None, f"unknown channel 'nope'. {CHANNELS}"),
+        (
+            "secret",
+            None,
+            "subscription to channel 'secret' was rejected: you may not read channel "
+            f"'secret'. {CHANNELS}",
+        ),
+        (
+            "telemetry",
+            "plant/lyon/pump1/cmd",
+            "subscription to channel 'telemetry' with topic 'plant/lyon/pump1/cmd' was "
+            "rejected: topic 'plant/lyon/pump1/cmd' is outside channel 'telemetry'; it must "
+            "be inside one of ['plant/+/+/env']. cable.channels() lists the channels you may "
+            "read or write and their topics.",
+        ),
     ],
-    ids=["unknown channel", "forbidden channel", "topic outside the channel"],
+    ids=["typo", "unknown channel", "forbidden channel", "topic outside the channel"],
 )
-def test_rejected_subscriptions_carry_the_servers_reason(
-    live_server: LiveServer, channel: str, topic: str | None, reason_part: str
+def test_rejected_subscriptions_say_why_from_the_users_call(
+    live_server: LiveServer, channel: str, topic: str | None, message: str
 ) -> None:
     with iot.connect(live_server.url, token=live_server.token) as cable:
         with pytest.raises(iot.SubscriptionRejected) as info:
             cable.subscribe(channel, topic)
         error = info.value
+        assert str(error) == message
         assert error.channel == channel
-        assert reason_part in error.reason
-        assert str(error).startswith(f"subscription to channel {channel!r}")
-        assert str(error).endswith(
-            "cable.channels() lists the channels you may read or write and their topics."
-        )
+        # Raised from the call the user made: this test's frame, then cable.subscribe;
+        # no concurrent.futures, no cable thread, no chained cause.
+        assert [frame.name for frame in traceback.extract_tb(info.tb)] == [
+            "test_rejected_subscriptions_say_why_from_the_users_call",
+            "subscribe",
+        ]
+        assert error.__cause__ is None and error.__suppress_context__
         assert cable.subscriptions == []
         # The cable is still usable after a rejection.
         assert cable.subscribe("telemetry").state == "live"
@@ -397,7 +417,7 @@ def test_a_second_subscription_with_history_gets_its_whole_backfill(
         assert seqs(first) == list(range(50))
         assert seqs(again) == list(range(50))
         # The same answer, down to the gap the server reports before its own start.
-        assert [g["reason"] for g in again.gaps] == [g["reason"] for g in first.gaps]
+        assert [g.detail for g in again.gaps] == [g.detail for g in first.gaps]
         # One without history, then one with: each gets exactly what it asked for.
         live_only = cable.subscribe("telemetry", topic=topic, window=None)
         publish_many(live_server, [("plant/rerun/d/env", json.dumps({"seq": 50}))])
@@ -587,7 +607,7 @@ def test_publishing_leaves_no_subscription_on_the_server(live_server: LiveServer
         for speed in range(3):
             assert cable.publish("commands", {"speed": speed}, topic="plant/a/b/cmd")
         wait_until(lambda: server_subscribers(live_server, "commands") == 0, 20, "unsubscribe")
-        assert cable._wires == {}
+        assert cable._session.identifiers == []
         # A publish on a channel already subscribed uses that subscription and keeps it.
         commands = cable.subscribe("commands")
         assert cable.publish("commands", {"speed": 9}, topic="plant/a/b/cmd")
@@ -664,3 +684,98 @@ def test_a_drop_before_any_reading_resumes_without_a_false_gap(live_server: Live
         wait_until(lambda: len(sub) == 5, 20, "readings after the reconnection")
         assert seqs(sub) == list(range(5))
         assert sub.gaps == []
+
+
+# -- what the user sees, against one shared server --------------------------------------------
+
+
+def test_the_cables_repr_says_the_brokers_state_and_tells_subscriptions_apart(
+    shared_live_server: LiveServer,
+) -> None:
+    server = shared_live_server
+    with iot.connect(server.url, token=server.token) as cable:
+        # The server says how its broker link is right after the welcome ("broker
+        # unknown" while the sidebar said connected, before).
+        wait_until(lambda: cable.broker is not None, 10, "the broker's state")
+        assert cable.broker is not None and cable.broker.state == "connected"
+        cable.subscribe("telemetry", "plant/repr/+/env")
+        cable.subscribe("telemetry", "plant/repr/pump1/env")
+        assert repr(cable) == (
+            f"<Cable {server.url} connected, broker connected, 2 subscriptions: "
+            "'telemetry' plant/repr/+/env (0 rows, 0.0/s), 'telemetry' plant/repr/pump1/env "
+            "(0 rows, 0.0/s)>"
+        )
+        html = cable._repr_html_()
+        assert "<td style='text-align:left'>plant/repr/+/env</td>" in html
+        assert "broker connected, as of " in html
+    assert repr(cable) == f"<Cable {server.url} closed, no subscriptions>"
+
+
+def test_channels_print_as_a_table(shared_live_server: LiveServer) -> None:
+    server = shared_live_server
+    with iot.connect(server.url, token=server.token) as cable:
+        channels = cable.channels()
+        assert repr(channels) == (
+            "channel    access      format  topics\n"
+            "telemetry  read        json    plant/+/+/env\n"
+            "commands   read+write  json    plant/+/+/cmd\n"
+            "numbers    read        number  num/#"
+        )
+        assert channels["telemetry"].units == {"temperature": "°C", "humidity": "%"}
+        assert channels.to_frame().loc["commands", "write"]
+
+
+def test_a_malformed_json_publish_is_refused_where_it_was_made(
+    shared_live_server: LiveServer,
+) -> None:
+    server = shared_live_server
+    with iot.connect(server.url, token=server.token) as cable:
+        with pytest.raises(iot.InvalidPayload) as refused:
+            cable.publish("commands", '{"setpoint": 25', topic="plant/a/b/cmd")
+        assert str(refused.value) == (
+            "channel 'commands' takes JSON, and this text is not JSON: Expecting ',' "
+            "delimiter: line 1 column 16 (char 15). Pass a dict, list, number, bool or None, "
+            """or JSON text such as '{"setpoint": 25}'; to send the text itself, pass """
+            "json.dumps(text)"
+        )
+        assert [frame.name for frame in traceback.extract_tb(refused.tb)] == [
+            "test_a_malformed_json_publish_is_refused_where_it_was_made",
+            "publish",
+        ]
+        assert refused.value.__cause__ is None and refused.value.__suppress_context__
+        # JSON text is JSON: the object goes out; a number channel refuses text at once.
+        assert cable.publish("commands", '{"setpoint": 25}', topic="plant/a/b/cmd")
+        with pytest.raises(iot.PublishRefused, match="you may not publish to channel 'numbers'"):
+            cable.publish("numbers", 21.5, topic="num/a")
+        assert cable.state == "connected"
+
+
+def test_a_publish_to_an_unknown_channel_says_did_you_mean(
+    shared_live_server: LiveServer,
+) -> None:
+    server = shared_live_server
+    with iot.connect(server.url, token=server.token) as cable:
+        with pytest.raises(iot.PublishRefused) as refused:
+            cable.publish("comands", {"setpoint": 25}, topic="plant/a/b/cmd")
+        assert str(refused.value) == (
+            "unknown channel 'comands': did you mean 'commands'? The channels you may read or "
+            "write are 'commands', 'numbers' and 'telemetry'."
+        )
+        assert cable._session.identifiers == []
+
+
+def test_a_filter_that_matches_no_topic_says_so_in_its_status(
+    shared_live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = shared_live_server
+    monkeypatch.setattr("jupyter_iotcable.client.subscription.QUIET_AFTER", 0.0)
+    publish_many(server, [("plant/lyon/quiet/env", json.dumps({"seq": 0}))])
+    with iot.connect(server.url, token=server.token) as cable:
+        lyon = cable.subscribe("telemetry", "plant/lyon/quiet/env", history="1h")
+        assert len(lyon) >= 1
+        paris = cable.subscribe("telemetry", "plant/paris/+/env")
+        status = paris.status
+        assert status.startswith("live, but no new reading for 0 s: 'plant/paris/+/env' matches")
+        assert "the server has seen recently on 'telemetry', e.g. " in status
+        assert "plant/lyon/quiet/env" in status
+        assert repr(paris).endswith(f": {status}, 0 rows>")
