@@ -234,6 +234,13 @@ class Stream:
     def oldest(self) -> int | None:
         return self.ring[0].offset if self.ring else None
 
+    def recent_topics(self) -> list[str]:
+        """The distinct topics of the readings the history ring holds, oldest first.
+
+        Computed when asked (a subscribe), so the ingest path pays nothing for it.
+        """
+        return list(dict.fromkeys(entry.topic for entry in self.ring))
+
     # -- history ----------------------------------------------------------------------
 
     def history(

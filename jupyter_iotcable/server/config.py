@@ -86,6 +86,7 @@ class ChannelConfig:
             "topics": list(self.topics),
             "columns": self.columns.pattern if self.columns else None,
             "format": self.format.value,
+            "time_field": self.decoder.time_field,
             "description": self.description,
             "units": dict(self.units),
         }

@@ -51,7 +51,7 @@ from ..protocol import (
     SubscribeRequested,
     UnsubscribeRequested,
 )
-from ..topics import TopicError, validate_filter
+from ..topics import TopicError, matches, validate_filter
 from . import metrics
 from .codec import ORJSON_CODEC
 from .limits import TokenBucket
@@ -258,6 +258,8 @@ class CableSession:
                 "columns": channel.columns.pattern if channel.columns else None,
                 "format": channel.format.value,
                 "units": dict(channel.units),
+                "time_field": channel.decoder.time_field,
+                "topics": self._topics_seen(channel.name, ref.topic, can_read),
                 "read": can_read,
                 "write": can_write,
                 "stream_id": channel.name,
@@ -269,6 +271,18 @@ class CableSession:
                 self.conn.reject_history(identifier, read_refused)
             else:
                 self._history(identifier, event.history, now)
+
+    def _topics_seen(
+        self, stream_id: str, topic_filter: str | None, can_read: bool
+    ) -> dict[str, object]:
+        """Whether the filter matches any topic the stream holds readings of, so that a
+        client can say why a subscription stays empty; a reader also gets examples."""
+        seen = self.engine.hub.streams[stream_id].recent_topics()
+        matching = seen if topic_filter is None else [t for t in seen if matches(topic_filter, t)]
+        topics: dict[str, object] = {"seen": len(seen), "matching": len(matching)}
+        if can_read:
+            topics["examples"] = seen[-3:]
+        return topics
 
     def _refusal(self, ref: ChannelRef, identifier: str) -> str | None:
         """Why this subscribe cannot be confirmed whoever asks, or None."""

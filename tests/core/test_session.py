@@ -64,12 +64,30 @@ def test_confirm_carries_the_channels_facts() -> None:
             "columns": None,
             "format": "json",
             "units": {},
+            "time_field": None,
+            "topics": {"seen": 0, "matching": 0, "examples": []},
             "read": True,
             "write": True,
             "stream_id": "commands",
             "epoch": client.engine.epoch,
         },
     }
+
+
+def test_confirm_says_whether_the_filter_matches_a_topic_the_stream_holds() -> None:
+    # So that the client can tell a filter that matches nothing from a quiet device.
+    client = Client(engine())
+    client.open()
+    for device in ("p1", "p2", "p1"):
+        publish_seq(client, f"plant/lyon/{device}/env", 0, 1)
+    paris = client.subscribe(make_identifier("telemetry", topic="plant/paris/+/env"))
+    assert paris["meta"]["topics"] == {
+        "seen": 2,
+        "matching": 0,
+        "examples": ["plant/lyon/p1/env", "plant/lyon/p2/env"],
+    }
+    lyon = client.subscribe(make_identifier("telemetry", topic="plant/lyon/p2/env"))
+    assert lyon["meta"]["topics"]["matching"] == 1
 
 
 @pytest.mark.parametrize(
