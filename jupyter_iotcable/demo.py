@@ -286,6 +286,8 @@ def lab_config(
                     "topics": ["plant/+/+/env"],
                     "columns": "plant/{site}/{device}/env",
                     "format": "json",
+                    # The device's own clock: the frames' time index, not a float column.
+                    "time_field": "ts",
                     "read": ["*"],
                     "history_limit": 20_000,
                     "description": "readings of the simulated plant",
