@@ -301,7 +301,12 @@ def _publish(args: argparse.Namespace, out: TextIO) -> int:
     from .client import connect
 
     with connect(args.url, args.token, timeout=args.timeout) as cable:
-        result = cable.publish(args.channel, args.payload, topic=args.topic, timeout=args.timeout)
+        payload = args.payload
+        if args.text and cable.channels(timeout=args.timeout)[args.channel].format == "json":
+            # The client reads a str as JSON text on a json channel: --text means the
+            # text itself, so it goes out as a JSON string.
+            payload = json.dumps(payload, ensure_ascii=False)
+        result = cable.publish(args.channel, payload, topic=args.topic, timeout=args.timeout)
     print(f"published to {result.topic}", file=out)
     return 0
 

@@ -221,10 +221,8 @@ def test_a_rejected_tail_points_to_iotcable_channels(
     err = capsys.readouterr().err
     assert code == 1
     assert err == (
-        "iotcable tail: error: subscription to channel 'telemtry' was rejected: unknown "
-        "channel 'telemtry'; see GET iotcable/api/channels. "
-        f"`iotcable channels --url {shared_live_server.url} --token ...` lists the channels "
-        "you may read or write and their topics.\n"
+        "iotcable tail: error: unknown channel 'telemtry': did you mean 'telemetry'? The "
+        "channels you may read or write are 'commands', 'numbers' and 'telemetry'.\n"
     )
     assert "cable.channels()" not in err
     assert shared_live_server.token not in err
