@@ -154,7 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         "target", metavar="CHANNEL|NAME", help="a channel, or a variable holding a subscription"
     )
     _topic_option(live)
-    live.add_argument("-y", dest="y", metavar="FIELD", help="the payload field to chart")
+    live.add_argument(
+        "-y",
+        dest="y",
+        metavar="FIELD",
+        action="append",
+        help="the payload field to chart; again for one panel per field (-y temperature "
+        "-y vibration)",
+    )
+    live.add_argument(
+        "--by", metavar="NAME", help="what names the series (default: the topic levels that vary)"
+    )
 
     tail = add("tail")
     tail.add_argument("channel", metavar="CHANNEL", help=_CHANNEL_HELP)

@@ -24,7 +24,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "channels": (),
     "status": (),
     "subscribe": ("--topic", "--window", "--history", "--name"),
-    "live": ("--topic", "-y"),
+    "live": ("--topic", "-y", "--by"),
     "tail": ("--topic", "-n", "--history"),
     "publish": ("--topic", "--text"),
     "connect": ("--token",),
@@ -32,7 +32,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 _TOPIC = ("--topic", "-t")
 _DURATION = ("--window", "-w", "--history", "-H")
 _DURATIONS = ("1min", "5min", "15min", "30min", "1h", "6h", "24h")
-_VALUED = frozenset({*_TOPIC, *_DURATION, "-y", "-n", "--name", "-N", "--token"})
+_VALUED = frozenset({*_TOPIC, *_DURATION, "-y", "--by", "-n", "--name", "-N", "--token"})
 """Options followed by a value (the value is not a positional argument)."""
 _MAGIC_LINE = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?%iot(?:\s|$)")
 _NOT_FIELDS = frozenset({"value", "error", "topic"})
@@ -60,6 +60,8 @@ class Knowledge:
     """Per channel: the fields known to hold numbers (what ``-y`` can chart)."""
     subscriptions: Mapping[str, str] = field(default_factory=dict)
     """Variables of the user's namespace holding a subscription -> its channel."""
+    levels: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Per channel: the topic levels its template names (``site``, ``device``)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ def _line(text: str, knowledge: Knowledge) -> Completions | None:
         numbers = knowledge.numeric.get(channel, ()) if channel else ()
         fields = [f for f in knowledge.fields.get(channel, ()) if f in numbers] if channel else []
         return _offer(fragment, fields)
+    if previous == "--by":
+        if channel is None:
+            return None
+        return _offer(
+            fragment, [*knowledge.levels.get(channel, ()), *knowledge.fields.get(channel, ())]
+        )
     if previous in _DURATION:
         return _offer(fragment, list(_DURATIONS))
     if previous in _VALUED:

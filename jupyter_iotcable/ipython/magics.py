@@ -200,7 +200,12 @@ class IoTMagics(Magics):
         if sub is None:
             sub = self._need_cable().subscribe(options.target, options.topic)
             print(f"(subscribed to {options.target!r} for the chart; window 15min)")
-        return sub.live() if options.y is None else sub.live(y=options.y)
+        chart: dict[str, Any] = {}
+        if options.y:
+            chart["y"] = options.y[0] if len(options.y) == 1 else options.y
+        if options.by is not None:
+            chart["by"] = options.by
+        return sub.live(**chart)
 
     def _do_tail(self, command: Command) -> Any:
         options = command.options
@@ -348,6 +353,11 @@ class IoTMagics(Magics):
             for name, value in list(self.ip.user_ns.items())
             if isinstance(value, Subscription) and not name.startswith("_")
         }
+        levels = {
+            info.name: list(TopicTemplate(info.columns).names)
+            for info in infos
+            if isinstance(info.columns, str)
+        }
         for info in infos:
             units = getattr(info, "units", None)
             if isinstance(units, dict):
@@ -362,7 +372,7 @@ class IoTMagics(Magics):
             channel: sorted(names, key=lambda f, c=channel: f not in numeric.get(c, ()))  # type: ignore[misc]
             for channel, names in fields.items()
         }
-        return Knowledge(channels, topics, ordered, numeric, subscriptions)
+        return Knowledge(channels, topics, ordered, numeric, subscriptions, levels)
 
 
 def _learn(

@@ -244,6 +244,11 @@ def test_subscribe_options() -> None:
     )
 
 
+def test_live_takes_several_fields() -> None:
+    command = parse("live telemetry -y temperature -y vibration --by site")
+    assert (command.options.y, command.options.by) == (["temperature", "vibration"], "site")
+
+
 def test_help_and_errors_are_raised_not_printed() -> None:
     with pytest.raises(HelpRequested):
         parse("tail --help")
@@ -263,6 +268,7 @@ KNOWN = Knowledge(
     fields={"telemetry": ["temperature", "seq", "status"], "commands": ["setpoint", "reset"]},
     numeric={"telemetry": {"temperature", "seq"}},
     subscriptions={"lyon": "telemetry"},
+    levels={"telemetry": ["site", "device"]},
 )
 
 
@@ -306,6 +312,8 @@ def offered(before: str) -> tuple[str, list[str]] | None:
         # Fields: numbers for -y, keys of the payload for publish.
         ("%iot live telemetry -y ", ("", ["temperature", "seq"])),
         ("%iot live lyon -y t", ("t", ["temperature"])),
+        ("%iot live telemetry --by ", ("", ["site", "device", "temperature", "seq", "status"])),
+        ("%iot live lyon -y temperature --", ("--", ["--topic", "--by", "--help"])),
         ('%iot publish commands --topic plant/a/b/cmd {"s', ('"s', ['"setpoint"'])),
         (
             '%iot publish commands -t plant/a/b/cmd {"setpoint": 2, ',

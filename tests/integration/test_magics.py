@@ -244,15 +244,30 @@ def test_what_the_server_refuses_is_one_line_not_a_traceback(
 
 
 def test_live_charts_a_subscription(
-    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+    shell: InteractiveShell, shared_live_server: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_cell(shell, "%iot subscribe telemetry --topic 'plant/magic-live/+/env'")
+    device(shared_live_server, "plant/magic-live/d1/env", 3)
+    wait_for(lambda: len(shell.user_ns["sub"]) == 3)
     assert run_cell(shell, "chart = %iot live sub -y temperature")
     chart = shell.user_ns["chart"]
     try:
         assert chart.live_view.sub is shell.user_ns["sub"]
+        assert chart.live_view.fields == ["temperature"]
     finally:
         chart.live_view.stop()
+    # Two panels, series named by device.
+    assert run_cell(shell, "chart = %iot live sub -y temperature -y seq --by device")
+    view = shell.user_ns["chart"].live_view
+    view.stop()
+    assert (view.fields, view.by) == (["temperature", "seq"], ["device"])
+    # A field the frame does not have: the chart's own error, in one line.
+    capsys.readouterr()
+    ok, out, err = run(shell, "%iot live sub -y temprature", capsys)
+    assert not ok
+    assert err.startswith("UsageError: %iot live: ")
+    assert "temperature" in err  # the fields there are, or a did-you-mean
+    assert len(err.splitlines()) == 1
     # A channel without a subscription: one is made for the chart.
     capsys.readouterr()
     ok, out, _ = run(shell, "chart = %iot live telemetry --topic 'plant/magic-live2/+/env'", capsys)
