@@ -20,6 +20,7 @@ subscriptions) is accepted wherever a filter is, and matches like its inner ``{f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -44,6 +45,18 @@ _WILDCARDS = ("+", "#")
 _SHOW_CHARS = 60
 
 
+# What MQTT (3.1.1 section 1.5.3, 5.0 section 1.5.4) says a UTF-8 string should not hold and
+# brokers treat as a malformed packet (mosquitto closes the connection that sends one, which
+# for the server's bridge means every channel goes quiet): the control characters
+# U+0000-U+001F and U+007F-U+009F and the Unicode non-characters (U+FDD0-U+FDEF and the last
+# two code points of each plane). Refused in every topic and filter a user or admin gives.
+_REFUSED_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef"
+    + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
+    + "]"
+)
+
+
 class TopicError(ValueError):
     """A topic name, topic filter or topic template that MQTT (or this package) does not allow."""
 
@@ -56,15 +69,15 @@ def _show(text: str) -> str:
 
 
 def _check_string(value: object, what: str) -> str:
-    """The rules shared by topic names and filters: a non-empty, NUL-free, encodable string."""
+    """The rules shared by topic names and filters: a non-empty, encodable string without
+    control characters or non-characters, at most 65,535 bytes in UTF-8."""
     if not isinstance(value, str):
         raise TopicError(f"{what} must be a string, not {type(value).__name__}")
     if not value:
         raise TopicError(f"{what} is empty; MQTT needs at least one character")
-    if "\x00" in value:
-        raise TopicError(
-            f"{what} {_show(value)} contains the null character U+0000, which MQTT forbids"
-        )
+    refused = _REFUSED_CHARACTERS.search(value)
+    if refused is not None:
+        raise TopicError(_refused_character(value, what, refused))
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError as exc:
@@ -80,11 +93,24 @@ def _check_string(value: object, what: str) -> str:
     return value
 
 
+def _refused_character(value: str, what: str, found: re.Match[str]) -> str:
+    code = ord(found.group())
+    if code == 0:
+        return f"{what} {_show(value)} contains the null character U+0000, which MQTT forbids"
+    kind = "the control character" if code <= 0x9F else "the Unicode non-character"
+    return (
+        f"{what} {_show(value)} contains {kind} U+{code:04X} at character {found.start()}; "
+        "MQTT brokers refuse control characters (U+0000-U+001F, U+007F-U+009F) and Unicode "
+        "non-characters in topics and drop the connection that sends one"
+    )
+
+
 def validate_topic(topic: str) -> str:
     """Return ``topic`` if it is a valid topic *name* (what a PUBLISH carries), else raise.
 
-    A topic name is non-empty, has no wildcard (``+`` or ``#``), no NUL character, and is at
-    most 65,535 bytes once encoded as UTF-8. Empty levels (``a//b``, ``/``) are valid.
+    A topic name is non-empty, has no wildcard (``+`` or ``#``), no control character
+    (U+0000-U+001F, U+007F-U+009F) and no Unicode non-character, and is at most 65,535 bytes
+    once encoded as UTF-8. Empty levels (``a//b``, ``/``) are valid.
     """
     _check_string(topic, "topic")
     for wildcard in _WILDCARDS:

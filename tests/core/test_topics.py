@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import unicodedata
 
 import pytest
 from hypothesis import example, given, settings
@@ -485,6 +486,82 @@ def test_validation_raises_only_topic_error(text: str) -> None:
     for check in (validate_topic, validate_filter, TopicTemplate):
         with contextlib.suppress(TopicError):
             check(text)
+
+
+# Control characters and Unicode non-characters: mosquitto takes a packet holding one as
+# malformed and closes the connection that sent it, which for the bridge means every
+# channel. The edges of each range are here, so that a range narrowed by one fails.
+REFUSED_CHARACTERS = [
+    "\x01", "\t", "\n", "\r", "\x1f", "\x7f", "\x80", "\x85", "\x9f",
+    "\ufdd0", "\ufdef", "\ufffe", "\uffff", "\U0001fffe", "\U0001ffff", "\U0010fffe",
+    "\U0010ffff",
+]  # fmt: skip
+ACCEPTED_NEIGHBOURS = [" ", "~", "\xa0", "\ufdcf", "\ufdf0", "\ufffd", "\U00010000", "\U0010fffd"]
+
+
+@pytest.mark.parametrize("char", REFUSED_CHARACTERS)
+def test_control_characters_and_non_characters_are_refused(char: str) -> None:
+    code = f"U+{ord(char):04X}"
+    kind = "control character" if ord(char) <= 0x9F else "Unicode non-character"
+    for check, what in ((validate_topic, "topic"), (validate_filter, "topic filter")):
+        with pytest.raises(TopicError) as info:
+            check(f"plant/a{char}/cmd")
+        message = str(info.value)
+        assert message.startswith(
+            f"{what} {'plant/a' + char + '/cmd'!r} contains the {kind} {code}"
+        )
+        assert "at character 7;" in message
+        assert "drop the connection" in message
+    with pytest.raises(TopicError):
+        TopicTemplate(f"plant/{{site}}/{char}")
+
+
+@pytest.mark.parametrize("char", ACCEPTED_NEIGHBOURS)
+def test_the_neighbours_of_refused_characters_are_accepted(char: str) -> None:
+    assert validate_topic(f"plant/a{char}/cmd") == f"plant/a{char}/cmd"
+    assert validate_filter(f"plant/+/a{char}") == f"plant/+/a{char}"
+
+
+def broker_accepts(text: str) -> bool:
+    """What mosquitto 2 accepts in a PUBLISH topic (lib/utf8_mosq.c, written independently:
+    valid UTF-8, no U+0000, no control character, no non-character, at most 65,535 bytes)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    for char in text:
+        code = ord(char)
+        if unicodedata.category(char) == "Cc":  # exactly U+0000-U+001F and U+007F-U+009F
+            return False
+        if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+            return False
+    return 0 < len(data) <= 65_535
+
+
+hostile_text = st.text(
+    st.one_of(
+        st.characters(),
+        st.sampled_from("/+#$ab"),
+        st.characters(max_codepoint=0xA0),
+        st.sampled_from(REFUSED_CHARACTERS + ACCEPTED_NEIGHBOURS),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(hostile_text)
+@example("a\tb")
+@example("\ufdd0")
+def test_whatever_validate_topic_accepts_the_broker_accepts(text: str) -> None:
+    try:
+        validate_topic(text)
+    except TopicError:
+        assert not broker_accepts(text) or "+" in text or "#" in text
+    else:
+        assert broker_accepts(text)
+    with contextlib.suppress(TopicError):
+        assert broker_accepts(validate_filter(text))
 
 
 # -- the index -------------------------------------------------------------------------------
