@@ -122,6 +122,7 @@ def test_the_quickstart_cell_by_cell_in_jupyterlab(
     ]
     assert len(code) >= 10
     shown: dict[str, str] = {}
+    images: dict[str, int] = {}
     started_at: dict[str, float] = {}
     for index in code:
         cell = cells(page).nth(index)
@@ -135,6 +136,7 @@ def test_the_quickstart_cell_by_cell_in_jupyterlab(
         )
         assert errors_in(page) == [], f"cell {index} ({text[:60]!r}) showed an error"
         shown[text] = outputs_of(cell)
+        images[text] = cell.locator('.jp-OutputArea-output[data-mime-type="image/png"]').count()
         # Each cell with what it shows (Lab renders only the cells near the view: now).
         shots.take(cell, slug(text))
 
@@ -157,6 +159,8 @@ def test_the_quickstart_cell_by_cell_in_jupyterlab(
     assert "temperature" in output("sub.frame.tail()")
     assert "reported setpoint" in output("deadline = time.monotonic() + 15")
     assert "faulted device(s)" in output("faulted = ")
+    (plot,) = [text for text in images if text.startswith("one = sub.frame")]
+    assert images[plot] == 1  # matplotlib's chart of the commanded device
     assert output("%load_ext jupyter_iotcable").startswith("iotcable: using the open `cable`")
     tail = output("%iot tail telemetry")
     assert "temperature" in tail and "lyon" in tail
@@ -169,4 +173,33 @@ def test_the_quickstart_cell_by_cell_in_jupyterlab(
     wait_until(lambda: points_shown(page) > before, timeout=15, what="the chart to keep moving")
     chart.scroll_into_view_if_needed()
     shots.take(cells(page).nth(code[-1]), "live-a-moment-later")
+
+    # What the issue's new user tried next: the whole frame, plotted. The device's clock is
+    # the index, not a float column of epoch seconds that squashes everything to 0.
+    add_cell_below(page, PLOT_ALL)
+    last = cells(page).count() - 1
+    run_cell(page, last)
+    wait_until(lambda: FINISHED.fullmatch(prompt(page, last).strip()) is not None, timeout=60)
+    drawn = outputs_of(cells(page).nth(last))
+    largest = float(re.search(r"largest value drawn: (\S+)", drawn).group(1))  # type: ignore[union-attr]
+    assert 0 < largest < 10_000, drawn  # hPa, °C, %, counts: not 1.8e9 seconds
+    assert cells(page).nth(last).locator('[data-mime-type="image/png"]').count() == 1
+    shots.take(cells(page).nth(last), "sub-frame-plot")
     assert not errors_in(page)
+
+
+PLOT_ALL = (
+    "ax = sub.frame.plot(figsize=(10, 4)); "
+    'print("largest value drawn:", max(abs(float(y)) for line in ax.get_lines() '
+    "for y in line.get_ydata()))"
+)
+
+
+def add_cell_below(page: Page, code: str) -> None:
+    """Below the selected cell, a new code cell holding ``code`` (typed as one paste: no
+    editor auto-closing of brackets)."""
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Escape")
