@@ -299,13 +299,13 @@ def _tail(args: argparse.Namespace, out: TextIO) -> int:
 
 def _publish(args: argparse.Namespace, out: TextIO) -> int:
     from .client import connect
+    from .payload_text import as_json_string
 
     with connect(args.url, args.token, timeout=args.timeout) as cable:
         payload = args.payload
-        if args.text and cable.channels(timeout=args.timeout)[args.channel].format == "json":
-            # The client reads a str as JSON text on a json channel: --text means the
-            # text itself, so it goes out as a JSON string.
-            payload = json.dumps(payload, ensure_ascii=False)
+        if isinstance(payload, str):
+            fmt = cable.channels(timeout=args.timeout)[args.channel].format
+            payload = as_json_string(payload, fmt)
         result = cable.publish(args.channel, payload, topic=args.topic, timeout=args.timeout)
     print(f"published to {result.topic}", file=out)
     return 0

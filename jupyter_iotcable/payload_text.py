@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 
-__all__ = ["PayloadSyntaxError", "parse_payload"]
+__all__ = ["PayloadSyntaxError", "as_json_string", "parse_payload"]
 
 _EXCERPT = 60
 """Characters of the payload shown on each side of the position of a syntax error."""
@@ -47,6 +47,16 @@ def parse_payload(text: str, *, as_text: bool = False) -> object:
         ) from None
     except json.JSONDecodeError as exc:
         raise PayloadSyntaxError(_located(text, exc), exc.pos) from None
+
+
+def as_json_string(text: str, fmt: str) -> str:
+    """A string to publish as the string it is, on a channel of format ``fmt``.
+
+    On a json channel the client reads a ``str`` as JSON text, so text meant as a value
+    (``--text on``, or the JSON string ``'"on"'`` once parsed) goes out as a JSON string;
+    other formats (text, csv, influx, number, bytes) take the text as it is.
+    """
+    return json.dumps(text, ensure_ascii=False) if fmt == "json" else text
 
 
 def _located(text: str, error: json.JSONDecodeError) -> str:

@@ -40,7 +40,7 @@ from ..client import (
     SubscriptionRejected,
     connect,
 )
-from ..payload_text import PayloadSyntaxError, parse_payload
+from ..payload_text import PayloadSyntaxError, as_json_string, parse_payload
 from ..topics import TopicTemplate
 from .commands import Command, CommandError, HelpRequested, parse
 from .completion import ChannelFacts, Knowledge, complete, wants_completion
@@ -232,7 +232,14 @@ class IoTMagics(Magics):
             payload = parse_payload(command.payload, as_text=options.text)
         except PayloadSyntaxError as exc:
             raise UsageError(f"%iot publish: the payload {exc}") from None
-        result = self._need_cable().publish(options.channel, payload, topic=options.topic)
+        cable = self._need_cable()
+        if isinstance(payload, str):
+            channel = next(
+                (i for i in self._channel_infos(cable.timeout) if i.name == options.channel), None
+            )
+            if channel is not None:  # (an unknown channel: publish says so, with did-you-mean)
+                payload = as_json_string(payload, channel.format)
+        result = cable.publish(options.channel, payload, topic=options.topic)
         if isinstance(payload, dict):
             self._published.setdefault(options.channel, {}).update(dict.fromkeys(payload))
         print(f"published to {result.topic}")

@@ -171,12 +171,17 @@ def test_malformed_json_is_not_published_and_text_only_with_text(
             ["publish", "commands", "on", "--text", "--topic", topic, *auth(shared_live_server)]
         )
         assert code == 0
-        wait_for_rows(commands, 2)
+        # A JSON string is a JSON payload too.
+        code = cli.main(
+            ["publish", "commands", '"off"', "--topic", topic, *auth(shared_live_server)]
+        )
+        assert code == 0
+        wait_for_rows(commands, 3)
         frame = commands.frame
     assert frame["setpoint"].tolist()[0] == 25
     # --text on a JSON channel sends a JSON string.
-    assert frame["value"].tolist()[1] == "on"
-    assert len(frame) == 2
+    assert frame["value"].tolist()[1:] == ["on", "off"]
+    assert len(frame) == 3
 
 
 def test_tail_with_a_wrong_token_exits_1(

@@ -198,12 +198,16 @@ def test_publish_a_line_and_a_cell_reach_the_devices(
     ok, _, err = run(shell, line[:-1], capsys)
     assert not ok
     assert err.startswith("UsageError: %iot publish: the payload is not valid JSON: expecting ','")
-    wait_for(lambda: len(log) == 2)
-    time.sleep(0.3)  # a third (malformed) one would have arrived by now
+    # Text (and a JSON string) on a JSON channel: a JSON string.
+    assert run(shell, "%iot publish commands -t plant/magic-pub/p1/cmd --text on", capsys)[0]
+    assert run(shell, '%iot publish commands -t plant/magic-pub/p1/cmd "off"', capsys)[0]
+    wait_for(lambda: len(log) == 4)
+    time.sleep(0.3)  # a fifth (the malformed one) would have arrived by now
     frame = log.frame
-    assert frame["setpoint"].tolist() == [25, 26.5]
+    assert frame["setpoint"].tolist()[:2] == [25, 26.5]
     assert frame["reason"].tolist()[1] == "a longer payload, in the cell"
-    assert len(frame) == 2
+    assert frame["value"].tolist()[2:] == ["on", "off"]
+    assert len(frame) == 4
 
 
 @pytest.mark.parametrize(
