@@ -10,18 +10,71 @@ the channel's principals.
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from jupyter_server.utils import ensure_async
 from tornado import web
+from tornado.log import app_log, gen_log
 
 from .access import Identity, PrincipalAccess, allowed
 from .auth import HubOwner, KernelToken, identity_of, kernel_token_user, request_token
 
 RESOURCE = "iotcable"
 
+SECRET_PARAMS = ("token", "auth", "key", "code", "state", "xsrf", "password", "secret")
+"""Query parameters whose values never reach a log line (any name holding one of these)."""
 
-class IoTCableAuthMixin:
+
+def scrub_uri(uri: str) -> str:
+    """``uri`` with the value of every secret-looking query parameter replaced.
+
+    Tornado's request summary (``METHOD URI (IP)``), which it logs for every ``HTTPError``
+    with a log message and for every uncaught exception, holds the raw URI: a ``?token=``
+    there (the kernel token, the server's own, or a wrong one that differs from the right
+    one by a typo) would end up in the server's log. Unparseable queries are dropped whole.
+    """
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return uri
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    except ValueError:
+        return f"{path}?[scrubbed]"
+    scrubbed = [
+        (name, "[secret]" if any(word in name.lower() for word in SECRET_PARAMS) else value)
+        for name, value in pairs
+    ]
+    return f"{path}?{urlencode(scrubbed, safe='[]/:+,')}"
+
+
+class ScrubbedLogMixin:
+    """Log lines about a request without its secrets: for every iotcable handler.
+
+    Replaces tornado's ``_request_summary`` (the raw URI) and ``log_exception`` (which also
+    logs ``repr(request)``, the raw URI again) with versions that scrub the query.
+    """
+
+    def _request_summary(self) -> str:
+        request = self.request  # type: ignore[attr-defined]
+        return f"{request.method} {scrub_uri(request.uri or '')} ({request.remote_ip})"
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, web.HTTPError):
+            message = value.get_message()
+            if message:
+                gen_log.warning("%d %s: %s", value.status_code, self._request_summary(), message)
+            return
+        app_log.error("Uncaught exception %s", self._request_summary(), exc_info=value)
+
+
+class IoTCableAuthMixin(ScrubbedLogMixin):
     """Mixed into JupyterHandler subclasses that have ``self.engine``."""
 
     _via_kernel_token = False

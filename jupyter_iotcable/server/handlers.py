@@ -11,7 +11,7 @@ from jupyter_server.utils import ensure_async
 from tornado import web
 
 from .._version import __version__
-from .base import RESOURCE, IoTCableAuthMixin
+from .base import RESOURCE, IoTCableAuthMixin, ScrubbedLogMixin
 from .engine import CableEngine
 from .limits import BucketMap
 from .publish import Refusal
@@ -62,7 +62,7 @@ class StatusHandler(IoTCableAPIHandler):
         self.write_json(200, status)
 
 
-class NotConfiguredStatusHandler(APIHandler):
+class NotConfiguredStatusHandler(ScrubbedLogMixin, APIHandler):
     """``GET iotcable/api/status`` while no channel is configured: why, and how to fix it.
 
     The package enables itself on every Jupyter server where it is installed; one that
