@@ -344,7 +344,10 @@ class LiveView {
       } else {
         this.paused = [this.x0, this.x1];
       }
+      // The button and the status line say so at once, not at the next animation frame
+      // (which a busy page can hold back for a long while).
       this.renderControls();
+      this.renderStatus();
       this.scheduleDraw();
     });
     this.zoneButton.addEventListener('click', () => {
@@ -358,6 +361,7 @@ class LiveView {
         this.paused = null;
         this.zoomed = null;
         this.renderControls();
+        this.renderStatus();
         this.scheduleDraw();
       }
     });
@@ -629,6 +633,7 @@ class LiveView {
     }
     this.zoomed = [from, to];
     this.renderControls();
+    this.renderStatus();
     this.scheduleDraw();
   }
 
@@ -733,6 +738,7 @@ class LiveView {
     }
     this.statusText.textContent = text;
     this.root.dataset.state = line.kind;
+    this.root.dataset.paused = this.paused ? 'yes' : 'no';
     this.statusDot.className = `iotcable-live-dot is-${line.kind}`;
   }
 

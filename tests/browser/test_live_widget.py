@@ -328,7 +328,12 @@ def _walk(page: Page, server: LiveServer, plant: Plant, frontend: str, name: str
         root.locator(".iotcable-live-item", has_text="pump1").get_attribute("class") or ""
     )
     root.locator(".iotcable-live-pause").click()
-    assert root.locator(".iotcable-live-status").inner_text().startswith("paused")
+    # The click sets the status itself (it once waited for the next animation frame, which
+    # a busy page held back past the test's read: CI saw 'live' after the click).
+    wait_until(lambda: facts(root).get("paused") == "yes", timeout=10, what="the pause")
+    status = root.locator(".iotcable-live-status").inner_text()
+    assert status.startswith("paused (readings keep arriving)"), status
+    assert root.locator(".iotcable-live-pause").inner_text() == "resume"
     span = float(facts(root)["x1"]) - float(facts(root)["x0"])
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 20)
     page.mouse.down()
@@ -340,6 +345,8 @@ def _walk(page: Page, server: LiveServer, plant: Plant, frontend: str, name: str
         what="the drag to zoom in",
     )
     root.locator(".iotcable-live-pause").click()  # resume
+    wait_until(lambda: facts(root).get("paused") == "no", timeout=10, what="the resume")
+    assert root.locator(".iotcable-live-status").inner_text().startswith("live"), status
     root.locator(".iotcable-live-item", has_text="pump1").click()
     wait_live(root, "the chart to follow again")
 
