@@ -567,6 +567,7 @@ class IoTCableApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         from .handlers import (
             ChannelsHandler,
+            MetricsHandler,
             NotConfiguredStatusHandler,
             PublishHandler,
             StatusHandler,
@@ -603,6 +604,7 @@ class IoTCableApp(ExtensionApp):
                 ("iotcable/cable", CableHandler, args),
                 ("iotcable/api/channels", ChannelsHandler, args),
                 ("iotcable/api/status", StatusHandler, args),
+                ("iotcable/api/metrics", MetricsHandler, args),
                 (r"iotcable/api/channels/([^/]+)/publish", PublishHandler, args),
             ]
         )

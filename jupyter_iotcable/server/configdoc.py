@@ -69,6 +69,22 @@ def render() -> str:
         "(the kernel token exported as `IOTCABLE_TOKEN` acts as the server's owner, with the",
         "owner's JupyterHub groups and scopes under a hub).",
         "",
+        "## Metrics",
+        "",
+        "The server's `/metrics` (Jupyter's Prometheus endpoint, open to every authenticated",
+        "user of the server) carries iotcable's totals only, without channel names:",
+        "`iotcable_messages_in_total`, `iotcable_readings_out_total`,",
+        "`iotcable_readings_conflated_total`, `iotcable_continuity_gaps_total`, publishes by",
+        "outcome, connections, the broker link and the bridge's back-pressure.",
+        "",
+        "`GET {base_url}iotcable/api/metrics` serves the same counters per channel (label",
+        "`channel`), in Prometheus' text format, labelled with **only the channels the caller",
+        "may read**: the Authorizer's `read` on `iotcable` and the channel's `read`",
+        "principals, the rule `status` and `channels` follow. A user who may not read a",
+        "channel learns neither its name nor its traffic there; a user the Authorizer keeps",
+        "out of `iotcable` gets 403. To scrape every channel, give the scraper a token of a",
+        "user who may read them all.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from jupyter_server.utils import ensure_async
 from tornado import web
 
 from .._version import __version__
+from . import metrics
 from .base import RESOURCE, IoTCableAuthMixin, ScrubbedLogMixin
 from .engine import CableEngine
 from .limits import BucketMap
@@ -27,6 +28,17 @@ class IoTCableAPIHandler(IoTCableAuthMixin, APIHandler):  # type: ignore[misc]
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(orjson.dumps(body))
+
+    async def readable_channels(self) -> set[str]:
+        """Channels this user may read; 403 for a user the Authorizer keeps out entirely."""
+        read_ok = await self.authorized_for("read")
+        if not (read_ok or await self.authorized_for("write")):
+            raise web.HTTPError(403, "not allowed to use iotcable channels")
+        return {
+            name
+            for name, channel in self.engine.channels.items()
+            if read_ok and self.allowed(channel.read)
+        }
 
 
 class ChannelsHandler(IoTCableAPIHandler):
@@ -47,19 +59,24 @@ class StatusHandler(IoTCableAPIHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        read_ok = await self.authorized_for("read")
-        if not (read_ok or await self.authorized_for("write")):
-            raise web.HTTPError(403, "not allowed to use iotcable channels")
-        readable = {
-            name
-            for name, channel in self.engine.channels.items()
-            if read_ok and self.allowed(channel.read)
-        }
+        readable = await self.readable_channels()
         status = self.engine.status()
         counters = status.get("channels")
         if isinstance(counters, dict):
             status["channels"] = {n: c for n, c in counters.items() if n in readable}
         self.write_json(200, status)
+
+
+class MetricsHandler(IoTCableAPIHandler):
+    """``GET iotcable/api/metrics``: the per-channel Prometheus metrics, in Prometheus' text
+    format, labelled with the channels this user may read and no other (the server's
+    ``/metrics`` has the totals only: it is open to every authenticated user)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        readable = await self.readable_channels()
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(metrics.channel_metrics(readable))
 
 
 class NotConfiguredStatusHandler(ScrubbedLogMixin, APIHandler):

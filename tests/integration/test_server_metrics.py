@@ -1,4 +1,5 @@
-"""The server's Prometheus ``/metrics`` carries iotcable counters that follow the traffic."""
+"""Prometheus metrics follow the traffic: totals on the server's ``/metrics``, the same per
+channel on ``iotcable/api/metrics`` for the channels the caller may read, and only those."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from tests.integration.conftest import CableFactory, rest_publish
 SAMPLE = re.compile(r"^(iotcable_\w+(?:\{[^}]*\})?) (\S+)$", re.M)
 
 
-async def scrape(jp_fetch: Any) -> dict[str, float]:
-    """The iotcable samples of ``/metrics`` (authenticated, as the server requires)."""
-    text = (await jp_fetch("metrics")).body.decode()
+async def scrape(jp_fetch: Any, *path: str) -> dict[str, float]:
+    """The iotcable samples of ``/metrics`` (authenticated, as the server requires), or of
+    another path (``"iotcable", "api", "metrics"``)."""
+    text = (await jp_fetch(*(path or ("metrics",)))).body.decode()
     return {name: float(value) for name, value in SAMPLE.findall(text)}
 
 
@@ -26,6 +28,7 @@ async def test_metrics_count_readings_connections_and_publishes(
     jp_fetch: Any, cable: CableFactory, mosquitto: Mosquitto
 ) -> None:
     before = await scrape(jp_fetch)
+    per_channel_before = await scrape(jp_fetch, "iotcable", "api", "metrics")
     ws = await cable()
     identifier = make_identifier("telemetry")
     await ws.subscribe(identifier)
@@ -35,14 +38,20 @@ async def test_metrics_count_readings_connections_and_publishes(
     while rows < 5:
         msg = await ws.recv_until(lambda m: m.get("identifier") == identifier and "batch" in m)
         rows += len(msg["batch"])
-    await rest_publish(jp_fetch, "commands", {"topic": "plant/a/b/cmd", "payload": 1})
+    # Scraped before the publish, whose echo from the broker is a reading on 'commands'.
     after = await scrape(jp_fetch)
+    per_channel = await scrape(jp_fetch, "iotcable", "api", "metrics")
+    await rest_publish(jp_fetch, "commands", {"topic": "plant/a/b/cmd", "payload": 1})
 
     def moved(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
 
-    assert moved('iotcable_messages_in_total{channel="telemetry"}') == 5
-    assert moved('iotcable_readings_out_total{channel="telemetry"}') == 5
+    assert moved("iotcable_messages_in_total") == 5
+    assert moved("iotcable_readings_out_total") == 5
+    for name in ("messages_in", "readings_out"):
+        sample = f'iotcable_{name}_total{{channel="telemetry"}}'
+        assert per_channel[sample] - per_channel_before.get(sample, 0.0) == 5
+    after = await scrape(jp_fetch)
     assert moved('iotcable_publishes_total{outcome="ok"}') == 1
     assert after["iotcable_connections"] == 1
     assert after["iotcable_broker_connected"] == 1
@@ -74,3 +83,45 @@ def test_bridge_figures_become_gauges() -> None:
     assert metrics.BRIDGE_OVERLOADED._value.get() == 1
     export_bridge_metrics({})  # a bridge that says nothing (not started) reads as zero
     assert metrics.BRIDGE_DROPPED._value.get() == 0
+
+
+async def test_metrics_name_no_channel_the_caller_may_not_read(
+    jp_fetch: Any, cable: CableFactory, mosquitto: Mosquitto
+) -> None:
+    """Channel 'secret' is readable by user:somebody-else only: traffic on it shows in the
+    totals, never by name, neither on /metrics nor on iotcable/api/metrics."""
+    ws = await cable()
+    identifier = make_identifier("telemetry")
+    await ws.subscribe(identifier)
+    mosquitto.publish("secret/vault/door", b"1")
+    mosquitto.publish("plant/metrics/pump/env", b"{}")
+    await ws.recv_until(lambda m: m.get("identifier") == identifier and "batch" in m)
+    status = json.loads((await jp_fetch("iotcable", "api", "status")).body)
+    for _ in range(50):  # the two readings may reach the hub in either order
+        status = json.loads((await jp_fetch("iotcable", "api", "status")).body)
+        if status["broker"]["messages_in"] >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert "secret" not in status["channels"]
+
+    server_wide = (await jp_fetch("metrics")).body.decode()
+    mine = (await jp_fetch("iotcable", "api", "metrics")).body.decode()
+    assert 'channel="telemetry"' in mine
+    assert "iotcable_messages_in_total " in server_wide
+    for text in (server_wide, mine):
+        assert "secret" not in text
+    assert "channel=" not in "\n".join(
+        line for line in server_wide.splitlines() if line.startswith("iotcable_")
+    )
+    # The per-channel figures of every channel exist (a reader of 'secret' would see them).
+    everything = metrics.channel_metrics({"secret", "telemetry"}).decode()
+    assert 'iotcable_messages_in_total{channel="secret"}' in everything
+
+
+def test_channel_metrics_keep_only_the_channels_asked_for() -> None:
+    metrics.MESSAGES_IN.labels("only-a").inc(3)
+    metrics.MESSAGES_IN.labels("only-b").inc(2)
+    text = metrics.channel_metrics({"only-a"}).decode()
+    assert 'iotcable_messages_in_total{channel="only-a"} 3.0' in text
+    assert "only-b" not in text
+    assert "channel=" not in metrics.channel_metrics(set()).decode().replace("# ", "")
