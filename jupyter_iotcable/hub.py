@@ -39,6 +39,7 @@ from enum import StrEnum
 from itertools import islice
 
 from .protocol import HistoryRequest, Row, StreamPosition
+from .protocol.limits import DEFAULT_MAX_READING_BYTES, FRAME_RESERVE, MAX_FRAME_BYTES
 from .protocol.rows import (
     JsonBytes,
     batch_frame,
@@ -66,15 +67,44 @@ FRAME_OVERHEAD = 160
 #: narrow topic filter over a long ring must not hold the event loop.
 SCAN_FACTOR = 8
 
-#: Frames a stream keeps for sharing among subscribers (cleared when full); topics whose
-#: JSON the hub keeps (one copy per topic, shared by its entries; cleared when full).
+#: Frames a stream keeps for sharing among subscribers (cleared when full, by count or by
+#: bytes); topics whose JSON the hub keeps (one copy per topic, shared by its entries;
+#: cleared when full, by count or by bytes: a device may send long topics).
 SHARED_FRAMES = 256
+SHARED_FRAME_BYTES = 8 << 20
 KNOWN_TOPICS = 10_000
+KNOWN_TOPIC_BYTES = 8 << 20
+
+#: Rows of one batch frame, in bytes (``Entry.size``), at most: with the frame's own
+#: members it stays within the frame cap every client accepts. A frame holds one row at
+#: least, and one row always fits (``max_reading_bytes`` <= ``MAX_READING_BYTES``).
+FRAME_ROWS_BYTES = MAX_FRAME_BYTES - FRAME_RESERVE
+
+#: Memory an entry of the history ring costs besides its payload's and error's bytes: the
+#: Entry object, its floats and offset, the bytes object's header and the ring's slot
+#: (topics are shared). Checked against tracemalloc in tests/core/test_history_bytes.py.
+ENTRY_MEMORY = 256
+
+#: History bytes per channel, and for the whole server, unless configured.
+DEFAULT_HISTORY_BYTES = 64 << 20
+DEFAULT_SERVER_HISTORY_BYTES = 256 << 20
 
 
 def utf8_len(text: str) -> int:
     """Bytes of ``text`` in UTF-8 (cheap for ASCII, the common case)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _oversize(
+    topic: str, received_at: float, size: int, limit: int, how: str, time: float | None = None
+) -> tuple[Reading, bytes, str]:
+    """A reading over ``max_reading_bytes``: kept flagged, with its size, without payload."""
+    error = (
+        f"payload of {size:,} bytes{how} is larger than the channel's max_reading_bytes "
+        f"({limit:,}); the reading is kept without it"
+    )
+    at = received_at if time is None else time
+    return Reading(topic, at, None, received_at, error), b"null", error
 
 
 class Policy(StrEnum):
@@ -96,6 +126,17 @@ class ChannelSpec:
     policy: Policy = Policy.CONFLATE
     # Topic levels -> the ``columns`` of data frames (batch frames leave them to clients).
     columns: TopicTemplate | None = None
+    # A larger payload (raw, or as the JSON it would be sent as) is kept as a flagged
+    # reading without it; the history ring keeps at most ``history_bytes`` of memory.
+    max_reading_bytes: int = DEFAULT_MAX_READING_BYTES
+    history_bytes: int = DEFAULT_HISTORY_BYTES
+
+    def retention(self) -> str:
+        """What bounds this channel's history, for gap messages."""
+        return (
+            f"history_limit {self.history_limit}, history_ttl {self.history_ttl:g}s, "
+            f"history_bytes {self.history_bytes:,}"
+        )
 
 
 @dataclass(slots=True, eq=False)
@@ -104,7 +145,8 @@ class Entry:
 
     The payload is kept as its JSON (``payload``), encoded once when the reading came:
     what history costs in memory is about what it sends, and every frame is assembled
-    from these bytes. ``size`` approximates the reading's bytes in a frame.
+    from these bytes. ``size`` approximates the reading's bytes in a frame, ``memory``
+    what the entry costs in the history ring (``ENTRY_MEMORY`` besides its bytes).
     """
 
     offset: int
@@ -115,6 +157,7 @@ class Entry:
     payload: bytes
     error: str | None
     size: int
+    memory: int = 0
 
     def batch_row(self) -> bytes:
         """This entry as a row of a ``batch`` frame."""
@@ -163,11 +206,31 @@ class RateMeter:
             self._buckets.popleft()
 
 
+class HistoryBudget:
+    """The server-wide bound on history memory, shared by every stream of a hub."""
+
+    def __init__(self, max_bytes: int = DEFAULT_SERVER_HISTORY_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self.evicted = 0  # entries evicted to keep the server within max_bytes
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.max_bytes
+
+
 class Stream:
     """One channel's ordered readings: epoch, offsets, history ring, subscribers."""
 
-    def __init__(self, spec: ChannelSpec, epoch: str, started_at: float = float("-inf")) -> None:
+    def __init__(
+        self,
+        spec: ChannelSpec,
+        epoch: str,
+        started_at: float = float("-inf"),
+        budget: HistoryBudget | None = None,
+    ) -> None:
         self.spec = spec
+        self.budget = budget if budget is not None else HistoryBudget(1 << 62)
         # Readings older than the epoch's start were never seen by this epoch: a `since`
         # before it cannot be fully answered (they may have gone with the old epoch).
         self.started_at = started_at
@@ -175,9 +238,12 @@ class Stream:
         self.epoch = epoch
         self.offset = 0  # the last offset handed out; the first entry gets 1
         self.ring: deque[Entry] = deque()
-        self.ring_bytes = 0
+        self.ring_bytes = 0  # what the kept entries would take in frames
+        self.ring_memory = 0  # what they take in memory (Entry.memory)
         self.messages_in = 0
         self.evicted = 0
+        self.oversize = 0  # readings kept without their payload: over max_reading_bytes
+        self.flagged = 0  # readings with an error (oversize included)
         # Newest reading time among evicted entries: a `since` request older than this
         # cannot be fully answered any more.
         self._evicted_until = float("-inf")
@@ -187,6 +253,7 @@ class Stream:
         self.json = json_bytes(self.name)
         self.epoch_json = json_bytes(epoch)
         self._frames: dict[tuple[bool, str, int, int, int], bytes] = {}
+        self._frames_bytes = 0
         self.frames_built = 0
         self.frames_shared = 0
 
@@ -202,6 +269,7 @@ class Stream:
         now: float,
     ) -> Entry:
         self.offset += 1
+        memory = ENTRY_MEMORY + len(payload) + (0 if error is None else utf8_len(error))
         entry = Entry(
             self.offset,
             reading.topic,
@@ -211,24 +279,42 @@ class Stream:
             payload,
             error,
             size,
+            memory,
         )
         self.ring.append(entry)
         self.ring_bytes += size
+        self.ring_memory += memory
+        self.budget.used += memory
         self.messages_in += 1
+        if error is not None:
+            self.flagged += 1
         self.meter.record(now)
         self.trim(now)
         return entry
 
     def trim(self, now: float) -> None:
-        """Evict by count (``history_limit``) and by age (``history_ttl``)."""
-        limit = self.spec.history_limit
-        horizon = now - self.spec.history_ttl
+        """Evict by count (``history_limit``), age (``history_ttl``) and memory
+        (``history_bytes``); the newest entry stays whatever its size."""
+        spec = self.spec
+        limit = spec.history_limit
+        horizon = now - spec.history_ttl
+        max_memory = spec.history_bytes
         ring = self.ring
-        while ring and (len(ring) > limit or ring[0].received_at < horizon):
-            old = ring.popleft()
-            self.ring_bytes -= old.size
-            self.evicted += 1
-            self._evicted_until = max(self._evicted_until, old.time)
+        while ring and (
+            len(ring) > limit
+            or ring[0].received_at < horizon
+            or (self.ring_memory > max_memory and len(ring) > 1)
+        ):
+            self.evict_oldest()
+
+    def evict_oldest(self) -> None:
+        """Drop the oldest entry kept (it becomes part of any gap reported later)."""
+        old = self.ring.popleft()
+        self.ring_bytes -= old.size
+        self.ring_memory -= old.memory
+        self.budget.used -= old.memory
+        self.evicted += 1
+        self._evicted_until = max(self._evicted_until, old.time)
 
     @property
     def oldest(self) -> int | None:
@@ -314,7 +400,7 @@ class Stream:
             return self._replay(first, topic_filter)
         gap = HistoryGap(
             f"readings {first}..{kept_from - 1} of stream {self.name!r} are no longer kept "
-            f"(history_limit {self.spec.history_limit}, history_ttl {self.spec.history_ttl:g}s)",
+            f"({self.spec.retention()})",
             self.oldest,
         )
         return self._replay(kept_from, topic_filter, gap)
@@ -330,8 +416,7 @@ class Stream:
         elif since <= self._evicted_until:
             gap = HistoryGap(
                 f"readings of stream {self.name!r} since {since:.3f} are partly no longer "
-                f"kept (history_limit {self.spec.history_limit}, "
-                f"history_ttl {self.spec.history_ttl:g}s)",
+                f"kept ({self.spec.retention()})",
                 self.oldest,
             )
         return self._replay(self.kept_from, topic_filter, gap, since=since)
@@ -353,9 +438,7 @@ class Stream:
         frames: list[bytes] = []
         if sub.batched:
             share = shared and not dropped
-            step = sub.rows_per_frame
-            for i in range(0, len(entries), step):
-                chunk = entries[i : i + step]
+            for chunk in _chunks(entries, sub.rows_per_frame):
                 key = (True, sub.identifier, chunk[0].offset, chunk[-1].offset, len(chunk))
                 frame = self._frames.get(key) if share else None
                 if frame is None:
@@ -386,9 +469,11 @@ class Stream:
     def _remember(self, share: bool, key: tuple[bool, str, int, int, int], frame: bytes) -> None:
         self.frames_built += 1
         if share:
-            if len(self._frames) >= SHARED_FRAMES:
+            if len(self._frames) >= SHARED_FRAMES or self._frames_bytes > SHARED_FRAME_BYTES:
                 self._frames.clear()
+                self._frames_bytes = 0
             self._frames[key] = frame
+            self._frames_bytes += len(frame)
 
     def _data_body(self, entry: Entry) -> bytes:
         template = self.spec.columns
@@ -427,6 +512,23 @@ class Stream:
             yield from self._whole
         if len(self._narrow):
             yield from self._narrow.match(topic)
+
+
+def _chunks(entries: Sequence[Entry], max_rows: int) -> Iterable[Sequence[Entry]]:
+    """Runs of at most ``max_rows`` entries and ``FRAME_ROWS_BYTES`` (one entry at least)."""
+    if len(entries) <= max_rows and sum(e.size for e in entries) <= FRAME_ROWS_BYTES:
+        yield entries
+        return
+    start, count = 0, len(entries)
+    while start < count:
+        end, size = start, 0
+        while end < count and end - start < max_rows:
+            size += entries[end].size
+            if size > FRAME_ROWS_BYTES and end > start:
+                break
+            end += 1
+        yield entries[start:end]
+        start = end
 
 
 @dataclass
@@ -537,9 +639,8 @@ class Replay:
             self.add_gap(
                 HistoryGap(
                     f"readings {self.next_offset}..{evicted_to} of stream {self.stream.name!r} "
-                    f"were evicted (history_limit {spec.history_limit}, history_ttl "
-                    f"{spec.history_ttl:g}s) before they could be sent: the client read the "
-                    "answer more slowly than the stream turned over",
+                    f"were evicted ({spec.retention()}) before they could be sent: the "
+                    "client read the answer more slowly than the stream turned over",
                     self.stream.oldest,
                 )
             )
@@ -763,9 +864,15 @@ class Hub:
         started_at: float = float("-inf"),
         *,
         dumps: JsonBytes = json_bytes,
+        history_bytes: int = DEFAULT_SERVER_HISTORY_BYTES,
     ) -> None:
         self.epoch = epoch
-        self.streams: dict[str, Stream] = {c.name: Stream(c, epoch, started_at) for c in channels}
+        # The server-wide bound on history memory: past it, the stream holding the most
+        # gives up its oldest entries first.
+        self.budget = HistoryBudget(history_bytes)
+        self.streams: dict[str, Stream] = {
+            c.name: Stream(c, epoch, started_at, self.budget) for c in channels
+        }
         self._routes: TopicIndex[Stream] = TopicIndex()
         for stream in self.streams.values():
             for f in stream.spec.filters:
@@ -774,6 +881,7 @@ class Hub:
         # the same order every time); channels do not change while the hub runs.
         self._routed: dict[str, tuple[Stream, ...]] = {}
         self._topics: dict[str, tuple[str, bytes]] = {}
+        self._topic_bytes = 0
         self._dumps = dumps
         self.messages_in = 0
         self.unrouted = 0
@@ -801,35 +909,76 @@ class Hub:
         topic, topic_json = self._topic(topic)
         if len(streams) == 1:
             stream = streams[0]
-            reading = stream.spec.decoder.decode(topic, payload, received_at)
-            encoded, error = encode_payload(self._dumps, reading.payload, reading.error)
-            size = len(topic_json) + len(encoded) + ENTRY_OVERHEAD
-            entry = stream.append(reading, topic_json, encoded, error, size, now)
-            for sub in stream.subscribers_for(topic):
-                sub.outbox.push(sub, entry)
-            return streams
-        # Decoded and encoded once per payload format, whatever the number of channels.
-        decoded: dict[Decoder, tuple[Reading, bytes, str | None]] = {}
-        for stream in streams:
-            decoder = stream.spec.decoder
-            done = decoded.get(decoder)
-            if done is None:
-                reading = decoder.decode(topic, payload, received_at)
-                done = decoded[decoder] = (
-                    reading,
-                    *encode_payload(self._dumps, reading.payload, reading.error),
-                )
-            reading, encoded, error = done
-            size = len(topic_json) + len(encoded) + ENTRY_OVERHEAD
-            entry = stream.append(reading, topic_json, encoded, error, size, now)
-            for sub in stream.subscribers_for(topic):
-                sub.outbox.push(sub, entry)
+            self._append(stream, topic, topic_json, payload, received_at, now, None)
+        else:
+            # Decoded and encoded once per payload format, whatever the number of channels.
+            decoded: dict[Decoder, tuple[Reading, bytes, str | None]] = {}
+            for stream in streams:
+                self._append(stream, topic, topic_json, payload, received_at, now, decoded)
+        if self.budget.over:
+            self._evict_for_budget()
         return streams
+
+    def _append(
+        self,
+        stream: Stream,
+        topic: str,
+        topic_json: bytes,
+        payload: bytes,
+        received_at: float,
+        now: float,
+        decoded: dict[Decoder, tuple[Reading, bytes, str | None]] | None,
+    ) -> None:
+        spec = stream.spec
+        limit = spec.max_reading_bytes
+        oversize = len(payload) > limit
+        error: str | None
+        if oversize:
+            # Not even decoded: a device must not make the server spend what it sends.
+            reading, encoded, error = _oversize(topic, received_at, len(payload), limit, "")
+        else:
+            done = None if decoded is None else decoded.get(spec.decoder)
+            if done is None:
+                reading = spec.decoder.decode(topic, payload, received_at)
+                done = (reading, *encode_payload(self._dumps, reading.payload, reading.error))
+                if decoded is not None:
+                    decoded[spec.decoder] = done
+            reading, encoded, error = done
+            oversize = len(encoded) > limit
+            if oversize:
+                reading, encoded, error = _oversize(
+                    topic, received_at, len(encoded), limit, " as JSON", reading.time
+                )
+        if oversize:
+            stream.oversize += 1
+        size = len(topic_json) + len(encoded) + ENTRY_OVERHEAD
+        if error is not None:
+            size += len(error) + 3
+        entry = stream.append(reading, topic_json, encoded, error, size, now)
+        for sub in stream.subscribers_for(topic):
+            sub.outbox.push(sub, entry)
+
+    def _evict_for_budget(self) -> None:
+        """Keep the server's history within its bytes: the biggest stream gives way first."""
+        budget = self.budget
+        while budget.over:
+            stream = max(self.streams.values(), key=lambda s: s.ring_memory)
+            if len(stream.ring) <= 1:
+                break  # every stream is down to its newest entry
+            stream.evict_oldest()
+            budget.evicted += 1
+
+    @property
+    def history_memory(self) -> int:
+        """What every stream's history takes in memory (``Entry.memory``), in bytes."""
+        return self.budget.used
 
     def _route(self, topic: str) -> tuple[Stream, ...]:
         streams = tuple(sorted(self._routes.match(topic), key=lambda s: s.name))
-        if len(self._routed) >= KNOWN_TOPICS:
+        if len(self._routed) >= KNOWN_TOPICS or self._topic_bytes > KNOWN_TOPIC_BYTES:
             self._routed.clear()
+            self._topics.clear()
+            self._topic_bytes = 0
         self._routed[topic] = streams
         return streams
 
@@ -837,9 +986,12 @@ class Hub:
         """One copy of a topic and its JSON, shared by the entries that carry it."""
         known = self._topics.get(topic)
         if known is None:
-            if len(self._topics) >= KNOWN_TOPICS:
+            if len(self._topics) >= KNOWN_TOPICS or self._topic_bytes > KNOWN_TOPIC_BYTES:
                 self._topics.clear()
+                self._routed.clear()
+                self._topic_bytes = 0
             known = self._topics[topic] = (topic, json_bytes(topic))
+            self._topic_bytes += 3 * len(known[1])  # the topic, its JSON, its route
         return known
 
     def subscribe(

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from .protocol.limits import MAX_DEPTH, depth_problem, number_problem
+
 __all__ = ["Decoder", "DecoderConfigError", "PayloadFormat", "Reading", "make_decoder"]
 
 
@@ -161,9 +163,30 @@ def _finite_float(token: str) -> float:
     raise _NonFiniteNumber(f"number {_show(token)} is too large for a 64-bit float")
 
 
+# An integer literal this short is below 1e308 in magnitude: it fits a float.
+_SURELY_FLOAT_SIZED = 308
+
+
+def _float_sized_int(token: str) -> int:
+    """An integer literal that every client can read as a 64-bit float (protocol/limits.py)."""
+    if len(token) <= _SURELY_FLOAT_SIZED:
+        return int(token)
+    digits = len(token.lstrip("-"))
+    if digits > _SURELY_FLOAT_SIZED + 1:  # 310 digits: 1e309 or more
+        raise _NonFiniteNumber(f"an integer of {digits} digits is too large for a 64-bit float")
+    value = int(token)
+    problem = number_problem(value)
+    if problem is not None:
+        raise _NonFiniteNumber(f"{problem}")
+    return value
+
+
 # One decoder for the module: json.loads(..., **options) would build a new one per call.
-# NaN/Infinity are refused because the payload must stay strict JSON for every client.
-_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# NaN/Infinity and numbers beyond a 64-bit float are refused because the payload must stay
+# strict JSON that every client decodes (protocol/limits.py).
+_JSON = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_float_sized_int
+)
 # Only a \ud800-\udfff escape can put a lone surrogate into a decoded string (the UTF-8
 # decoder refuses encoded ones); a quick look for it spares the full check on most payloads.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -175,6 +198,12 @@ _JSON_KINDS: dict[type, str] = {
     bool: "boolean",
     type(None): "null",
 }
+
+
+_TOO_DEEP = (
+    f"payload is not usable JSON (it nests arrays or objects more than {MAX_DEPTH} deep); "
+    f"format 'json' expects one JSON value nested at most {MAX_DEPTH} deep"
+)
 
 
 def _has_lone_surrogate(value: object) -> bool:
@@ -215,17 +244,17 @@ def _decode_json(decoder: Decoder, topic: str, payload: bytes, received_at: floa
         )
         return _failed(topic, payload, received_at, error)
     except RecursionError:
-        error = (
-            "payload nests arrays or objects too deeply to decode; format 'json' expects "
-            "one JSON value of reasonable depth"
-        )
-        return _failed(topic, payload, received_at, error)
+        # Deeper than the interpreter's stack allows, so far deeper than MAX_DEPTH: the
+        # same words as a payload that decoded and was then found too deep.
+        return _failed(topic, payload, received_at, _TOO_DEEP)
     except ValueError as exc:
         # An integer literal longer than Python converts; the message's first clause says so,
         # the rest is advice for Python programmers, not for whoever reads this error.
         reason = str(exc).partition(":")[0]
         error = f"payload is not usable JSON ({reason}); format 'json' expects one JSON value"
         return _failed(topic, payload, received_at, error)
+    if depth_problem(value, text) is not None:
+        return _failed(topic, payload, received_at, _TOO_DEEP)
     time_field = decoder.time_field
     if time_field is None:
         return Reading(topic, received_at, value, received_at)
@@ -289,17 +318,18 @@ def _csv_value(field: str) -> object:
     """An int or a float when the field is a decimal number (spaces around it allowed),
     None when empty or not finite, else the text as it is (``1_000``, ``0x10``, ``on``).
 
-    NaN, infinities and integers too long for any float become None (missing): the payload
-    must stay strict JSON, and pandas turns None into NaN anyway.
+    NaN, infinities and integers too long for a 64-bit float become None (missing): the
+    payload must stay strict JSON that every client decodes (protocol/limits.py), and pandas
+    turns None into NaN anyway.
     """
     token = field.strip(_SPACE)
     if not token:
         return None
     if _DECIMAL_INTEGER.fullmatch(token):
-        try:
-            return int(token)
-        except ValueError:  # past Python's int-from-text limit (4300 digits)
+        if len(token) > _SURELY_FLOAT_SIZED + 2:  # no 64-bit float holds it (nor int() past 4300)
             return None
+        integer = int(token)
+        return integer if number_problem(integer) is None else None
     if _FLOAT.fullmatch(token):
         number = float(token)
         return number if math.isfinite(number) else None

@@ -13,6 +13,12 @@ the standard codec decides:
   codec keeps it exact: a text holding a run of 19 digits or more is decoded by the
   standard codec (such runs are rare: offsets, times and sensor values are shorter).
 
+Every frame the server writes is within protocol/limits.py (numbers that fit a 64-bit
+float, nesting at most ``MAX_FRAME_DEPTH``, at most ``MAX_FRAME_BYTES``), which both
+decoders take: orjson nests 1024 deep, the standard codec about 950, so no frame of
+hostile readings is refused (tests/core/test_hostile_payloads.py and the TypeScript
+client's labextension/test/hostile.test.ts decode the same frames).
+
 Encoding (commands, a few a second) stays with the standard codec, so that what the
 client sends is byte for byte what the transcripts record.
 """

@@ -14,10 +14,12 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
+from ..protocol.limits import MAX_DEPTH
 from .errors import InvalidPayload
 
-_MAX_DEPTH = 100
-"""Nesting deeper than this is refused (JSON decoders have limits too)."""
+_MAX_DEPTH = MAX_DEPTH
+"""Nesting deeper than this is refused: the server would flag such a reading (the one
+definition of a decodable payload, protocol/limits.py)."""
 
 _MISSING = frozenset({"NaTType", "NAType"})
 """pandas' missing values (``pd.NaT``, ``pd.NA``), recognised without importing pandas."""
@@ -29,7 +31,8 @@ def publishable(payload: object) -> object:
 
 
 def _convert(value: object, where: str, depth: int) -> object:
-    if depth > _MAX_DEPTH:
+    # ``depth`` containers hold ``value``: one more is too many when it is a container too.
+    if depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple):
         raise InvalidPayload(f"{where} is nested more than {_MAX_DEPTH} levels deep")
     if value is None or isinstance(value, bool):
         return value

@@ -27,6 +27,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClientConnection, WebSocketError, websocket_connect
 
 from ..protocol import Subprotocol
+from ..protocol.limits import MAX_FRAME_BYTES
 from .errors import AuthenticationFailed, CableClosed, ConnectionFailed, IoTCableError
 
 if TYPE_CHECKING:
@@ -35,9 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_iotcable.client")
 
-DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-"""Largest frame the client accepts (bytes). The server's batches stay far below it;
-a bigger frame means something is wrong, and tornado closes the socket with 1009."""
+DEFAULT_MAX_MESSAGE_SIZE = MAX_FRAME_BYTES
+"""Largest frame the client accepts (bytes): the frame cap the server writes within
+(protocol/limits.py), so a reading too large for it reaches the client as a flagged
+reading, never as a frame that closes the socket with 1009 (and again after each
+reconnect). A smaller value risks exactly that loop."""
 
 _STALE_CHECK_INTERVAL = 1.0
 

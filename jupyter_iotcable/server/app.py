@@ -34,6 +34,7 @@ from ..bridge import (
     default_client_id,
     parse_broker_url,
 )
+from ..hub import DEFAULT_SERVER_HISTORY_BYTES
 from .auth import HubOwner, KernelToken, fetch_hub_user
 from .config import ConfigError, load_channels_file, parse_channels
 from .engine import CableEngine, EngineSettings
@@ -109,6 +110,7 @@ ENGINE_BOUNDS = {
     "max_sessions": Bounds(0, 1_000_000, True, "sessions"),
     "max_sessions_per_user": Bounds(0, 100_000, True, "sessions"),
     "too_slow_grace": Bounds(0.1, 600, False, "seconds"),
+    "history_bytes": Bounds(1 << 20, 1 << 40, True, "bytes"),
 }
 
 
@@ -297,6 +299,14 @@ class IoTCableApp(ExtensionApp):
         "sent before its too_slow frame; a client that reads nothing meanwhile is dropped. "
         + _bounds("too_slow_grace"),
     )
+    history_bytes = Int(
+        DEFAULT_SERVER_HISTORY_BYTES,
+        config=True,
+        help="Memory the history of all channels may take together (bytes, what readings "
+        "really cost in memory, not only their payloads); past it, the channel holding the "
+        "most gives up its oldest readings first (a history request then reports the gap). "
+        "Each channel has its own history_bytes too. " + _bounds("history_bytes"),
+    )
     service_url = Unicode(
         None,
         allow_none=True,
@@ -462,6 +472,7 @@ class IoTCableApp(ExtensionApp):
             max_sessions=self.max_sessions,
             max_sessions_per_user=self.max_sessions_per_user,
             too_slow_grace=self.too_slow_grace,
+            history_bytes=self.history_bytes,
         )
 
     def _groups(self) -> dict[str, list[str]]:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..hub import ChannelSpec, Policy
+from ..hub import DEFAULT_HISTORY_BYTES, ChannelSpec, Policy
+from ..protocol.limits import DEFAULT_MAX_READING_BYTES, MAX_READING_BYTES
 from ..readings import Decoder, DecoderConfigError, PayloadFormat, make_decoder
 from ..topics import TopicError, TopicTemplate, contains, is_wildcard, matches, validate_filter
 
@@ -32,6 +33,13 @@ CHANNEL_KEYS = {
     "time_field": "payload field that holds the reading's timestamp (default: receive time)",
     "history_limit": "readings kept for history/resume (default 1000)",
     "history_ttl": "seconds readings are kept for history/resume (default 3600)",
+    "history_bytes": "memory the channel's history may take, in bytes, counting what a "
+    f"reading really costs in memory (default {DEFAULT_HISTORY_BYTES:,}; the newest reading "
+    "is kept whatever its size; c.IoTCableApp.history_bytes bounds all channels together)",
+    "max_reading_bytes": "largest payload, in bytes as received and as the JSON it is sent as; "
+    "a larger reading is kept and sent flagged (its error says its size), without its payload "
+    f"(default {DEFAULT_MAX_READING_BYTES:,}, at most {MAX_READING_BYTES:,} so that a reading "
+    "always fits the clients' frame cap)",
     "policy": "slow consumers: 'conflate' (keep latest per topic) or 'disconnect'",
     "description": "one line shown in the channel list",
     "units": "units of payload fields, shown on charts, e.g. {'temperature': '°C'}",
@@ -60,6 +68,8 @@ class ChannelConfig:
     policy: Policy
     description: str
     units: Mapping[str, str] = field(default_factory=dict)
+    max_reading_bytes: int = DEFAULT_MAX_READING_BYTES
+    history_bytes: int = DEFAULT_HISTORY_BYTES
 
     def spec(self) -> ChannelSpec:
         return ChannelSpec(
@@ -70,6 +80,8 @@ class ChannelConfig:
             history_ttl=self.history_ttl,
             policy=self.policy,
             columns=self.columns,
+            max_reading_bytes=self.max_reading_bytes,
+            history_bytes=self.history_bytes,
         )
 
     def contains_topic_filter(self, topic_filter: str) -> bool:
@@ -133,6 +145,18 @@ def _positive(value: object, where: str, kind: type[int] | type[float]) -> float
         noun = "a positive integer" if kind is int else "a positive number of seconds"
         raise ConfigError(f"{where} must be {noun}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def _bytes(value: object, where: str, most: int | None = None) -> int:
+    """A positive whole number of bytes, at most ``most``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where} must be a positive integer (bytes), got {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(
+            f"{where} is {value:,}; at most {most:,} bytes, so that one reading always fits "
+            "the largest frame every client accepts"
+        )
+    return value
 
 
 def _units(value: object, where: str) -> dict[str, str]:
@@ -223,6 +247,14 @@ def parse_channel(name: object, raw: object) -> ChannelConfig:
         policy=policy,
         description=description,
         units=_units(raw.get("units", {}), _key(name, "units")),
+        max_reading_bytes=_bytes(
+            raw.get("max_reading_bytes", DEFAULT_MAX_READING_BYTES),
+            _key(name, "max_reading_bytes"),
+            MAX_READING_BYTES,
+        ),
+        history_bytes=_bytes(
+            raw.get("history_bytes", DEFAULT_HISTORY_BYTES), _key(name, "history_bytes")
+        ),
     )
 
 

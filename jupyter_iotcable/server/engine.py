@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..bridge.interface import Bridge, BridgeError, BridgeFactory
-from ..hub import Hub
+from ..hub import DEFAULT_SERVER_HISTORY_BYTES, Hub
 from ..protocol import BrokerState, ChannelRef
 from . import metrics
 from .codec import orjson_bytes
@@ -60,6 +60,8 @@ class EngineSettings:
     # Seconds a too_slow client has to read what was already sent before its disconnect
     # frame goes out; after that the socket is dropped.
     too_slow_grace: float = 10.0
+    # Memory the history of every channel may take together (Entry.memory).
+    history_bytes: int = DEFAULT_SERVER_HISTORY_BYTES
 
 
 @dataclass
@@ -96,6 +98,7 @@ class CableEngine:
             self.epoch,
             self.started_at,
             dumps=orjson_bytes,
+            history_bytes=settings.history_bytes,
         )
         self.connections: set[CableSession] = set()
         self.sessions: dict[str, SavedSession] = {}
@@ -104,6 +107,8 @@ class CableEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self.publishes_ok = 0
         self.publishes_refused = 0
+        # Per channel: the oversize and flagged counts already added to the metrics.
+        self._exported: dict[str, tuple[int, int]] = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class CableEngine:
             for conn in list(self.connections):
                 conn.ping(now)
             self.hub.trim(now)
+            self._export_stream_metrics()
             for sid in [s for s, saved in self.sessions.items() if saved.expires_at < now]:
                 del self.sessions[sid]
             export_bridge_metrics(self.bridge.status())
@@ -141,6 +147,18 @@ class CableEngine:
     def on_message(self, topic: str, payload: bytes, received_at: float) -> None:
         for stream in self.hub.ingest(topic, payload, received_at, time.time()):
             metrics.MESSAGES_IN.labels(stream.name).inc()
+
+    def _export_stream_metrics(self) -> None:
+        """Copy the streams' oversize/flagged counts and history bytes into the metrics."""
+        for name, stream in self.hub.streams.items():
+            oversize, flagged = self._exported.get(name, (0, 0))
+            if stream.oversize > oversize:
+                metrics.OVERSIZE.labels(name).inc(stream.oversize - oversize)
+            if stream.flagged > flagged:
+                metrics.FLAGGED.labels(name).inc(stream.flagged - flagged)
+            self._exported[name] = (stream.oversize, stream.flagged)
+            metrics.CHANNEL_HISTORY_BYTES.labels(name).set(stream.ring_memory)
+        metrics.HISTORY_BYTES.set(self.hub.budget.used)
 
     def on_state(self, state: BrokerState, detail: str) -> None:
         previous = self.health.state
@@ -279,7 +297,14 @@ class CableEngine:
                     "size": len(stream.ring),
                     "oldest": stream.oldest,
                     "evicted": stream.evicted,
+                    "bytes": stream.ring_memory,
+                    "max_bytes": stream.spec.history_bytes,
                 },
+                # Readings kept with an error, and those of them kept without their
+                # payload because it was larger than max_reading_bytes.
+                "flagged": stream.flagged,
+                "oversize": stream.oversize,
+                "max_reading_bytes": stream.spec.max_reading_bytes,
             }
         return {
             "version": __version__,
@@ -290,6 +315,11 @@ class CableEngine:
             "sessions": len(self.sessions),
             "publishes": {"ok": self.publishes_ok, "refused": self.publishes_refused},
             "unrouted": self.hub.unrouted,
+            "history": {
+                "bytes": self.hub.budget.used,
+                "max_bytes": self.hub.budget.max_bytes,
+                "evicted": self.hub.budget.evicted,
+            },
             "channels": channels,
         }
 

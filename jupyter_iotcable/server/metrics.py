@@ -65,6 +65,24 @@ CONTINUITY_GAPS = _ChannelCounter(
     "Gaps reported because the bridge came back without its broker session (readings "
     "published meanwhile are lost; the stream continues in a new epoch)",
 )
+OVERSIZE = _ChannelCounter(
+    "iotcable_readings_oversize",
+    "Readings kept without their payload: larger than the channel's max_reading_bytes",
+)
+FLAGGED = _ChannelCounter(
+    "iotcable_readings_flagged",
+    "Readings kept with an error (a payload that did not decode, oversize included)",
+)
+HISTORY_BYTES = Gauge(
+    "iotcable_history_bytes",
+    "Memory the history of all channels takes (what their readings cost in memory), bytes",
+)
+CHANNEL_HISTORY_BYTES = Gauge(
+    "iotcable_history_bytes",
+    "Memory the channel's history takes (what its readings cost in memory), bytes",
+    ["channel"],
+    registry=CHANNEL_REGISTRY,
+)
 SLOW_DISCONNECTS = Counter("iotcable_too_slow_disconnects", "Connections closed with too_slow")
 PUBLISHES = Counter("iotcable_publishes", "Publish requests, by outcome", ["outcome"])
 CONNECTIONS = Gauge("iotcable_connections", "Open iotcable websocket connections")

@@ -13,10 +13,19 @@
  * it (`{"since":1699996400.0}`, not `{"since":1699996400}`).
  */
 
+import { MAX_FRAME_DEPTH } from './limits';
 import { explainRefusal, MAX_NESTING } from './scanner';
 import { isWellFormed, pyFloatRepr } from './text';
 
 export { MAX_NESTING };
+
+// What a decodable payload is, is defined once (limits.ts, generated from
+// jupyter_iotcable/protocol/limits.py): the server writes no frame nested deeper than
+// MAX_FRAME_DEPTH, holds no number beyond a double and no frame beyond MAX_FRAME_BYTES,
+// so this codec refuses none of its frames as long as it decodes at least that deep.
+if (MAX_NESTING < MAX_FRAME_DEPTH) {
+  throw new Error(`MAX_NESTING ${MAX_NESTING} is below the frames' ${MAX_FRAME_DEPTH} levels`);
+}
 
 /** A decoded JSON value (read-only: frames are shared with the events made from them). */
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | JsonObject;

@@ -22,6 +22,15 @@ export {
 } from './events';
 export type { ClientEvent } from './events';
 export { dumps, JsonDecodeError, JsonEncodeError, loads, MAX_NESTING } from './codec';
+export {
+  DEFAULT_MAX_READING_BYTES,
+  FRAME_DEPTH,
+  FRAME_RESERVE,
+  MAX_DEPTH,
+  MAX_FRAME_BYTES,
+  MAX_FRAME_DEPTH,
+  MAX_READING_BYTES
+} from './limits';
 export type { JsonObject, JsonValue } from './codec';
 export {
   describe,
