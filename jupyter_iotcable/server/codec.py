@@ -33,8 +33,13 @@ def orjson_bytes(obj: object) -> bytes:
     orjson refuses integers beyond 64 bits and nesting deeper than 254 levels, which a
     decoded payload may hold: the standard library writes those (rare, so the slow path
     is fine), or raises for what JSON cannot carry at all.
+
+    The result is an exact-size copy: orjson (3.x) hands back its growing output buffer
+    without shrinking it, so a 200 kB payload of ``[{},{},...]`` held 16 MB and a 20-byte
+    one 4 kB. The hub keeps these bytes in its history ring, where the difference was the
+    23x memory of issue 12 (tests/core/test_history_bytes.py measures it).
     """
     try:
-        return orjson.dumps(obj)
+        return memoryview(orjson.dumps(obj)).tobytes()
     except TypeError:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
