@@ -704,7 +704,7 @@ class Subscriber:
             self.sent_through = max(self.sent_through, entries[-1].offset)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """What one subscription has queued: in order, or conflated by topic."""
 
@@ -712,18 +712,27 @@ class Pending:
     latest: dict[str, Entry] | None = None  # set once conflation started
     dropped: int = 0
     first_offset: int | None = None  # of the first entry queued: drops are all after it
+    # An entry larger than the whole bound, queued outside it (see Outbox.push): never
+    # conflated away by later readings.
+    pinned: Entry | None = None
 
     def ordered(self) -> list[Entry]:
-        if self.latest is None:
-            return self.entries
         # dict order follows insertion, and a replaced topic is re-inserted: offset order.
-        return list(self.latest.values())
+        entries = self.entries if self.latest is None else list(self.latest.values())
+        pinned = self.pinned
+        if pinned is None:
+            return entries
+        at = 0
+        while at < len(entries) and entries[at].offset < pinned.offset:
+            at += 1
+        return [*entries[:at], pinned, *entries[at:]]
 
     def __len__(self) -> int:
-        return len(self.entries) if self.latest is None else len(self.latest)
+        queued = len(self.entries) if self.latest is None else len(self.latest)
+        return queued if self.pinned is None else queued + 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Batch:
     """Entries for one subscription, ready to encode; ``dropped`` counts conflated ones."""
 
@@ -733,7 +742,29 @@ class Batch:
 
 
 class Outbox:
-    """The bounded outgoing queue of one connection."""
+    """The bounded outgoing queue of one connection.
+
+    ``wake`` is called when a subscription queues its first row since it was last taken
+    (and when the outbox overflows): the I/O layer then sends as soon as the socket is
+    free. Queued plus in-flight bytes stay within ``max_bytes``, except for an entry that
+    is larger than the whole bound on its own: it is queued outside the bound (one per
+    subscription at a time) and the bound grows by its size until the socket has taken
+    it, so that neither it nor the readings after it count as overflow or are conflated
+    because of it.
+    """
+
+    __slots__ = (
+        "allowance",
+        "dropped_total",
+        "in_flight",
+        "max_bytes",
+        "overflowed",
+        "pending",
+        "pending_bytes",
+        "pending_rows",
+        "pinned_bytes",
+        "wake",
+    )
 
     def __init__(self, max_bytes: int = 1 << 20, *, wake: Callable[[], None] | None = None) -> None:
         self.max_bytes = max_bytes
@@ -744,25 +775,31 @@ class Outbox:
         self.in_flight = 0  # bytes written to the transport and not yet flushed
         self.overflowed = False  # a `disconnect`-policy subscription could not keep up
         self.dropped_total = 0
+        # Bytes of entries larger than the bound that are queued (pinned_bytes) or were
+        # written and not yet flushed: the bound grows by them (allowance).
+        self.pinned_bytes = 0
+        self.allowance = 0
 
     @property
     def used(self) -> int:
         return self.pending_bytes + self.in_flight
 
+    @property
+    def limit(self) -> int:
+        """The bound now: ``max_bytes``, plus the oversized entries not yet flushed."""
+        return self.max_bytes + self.allowance
+
     def push(self, sub: Subscriber, entry: Entry) -> None:
         if self.overflowed:
             return
-        was_empty = self.pending_rows == 0
         cost = sub.cost(entry)
         pending = self.pending.get(sub)
-        opening = sub.queue_overhead if pending is None else 0
-        if self.used + opening + cost > self.max_bytes:
-            if sub.policy is Policy.DISCONNECT:
-                self._overflow()
-                return
-            self._conflate(sub, entry, cost)
-        else:
-            pending = self._open(sub) if pending is None else pending
+        opening = pending is None
+        overhead = sub.queue_overhead if opening else 0
+        if self.pending_bytes + self.in_flight + overhead + cost <= self.max_bytes + self.allowance:
+            if pending is None:
+                pending = self.pending[sub] = Pending()
+                self.pending_bytes += overhead
             if pending.latest is None:
                 pending.entries.append(entry)
                 if pending.first_offset is None:
@@ -771,7 +808,21 @@ class Outbox:
                 self._replace(sub, pending, entry)
             self.pending_bytes += cost
             self.pending_rows += 1
-        if was_empty and self.wake is not None:
+        elif overhead + cost > self.max_bytes:
+            # Larger than the whole bound on its own: it goes on its own. One waits per
+            # subscription: a newer one replaces it, or is one too many (disconnect).
+            if pending is not None and pending.pinned is not None:
+                if sub.policy is Policy.DISCONNECT:
+                    self._overflow()
+                    return
+                self._unpin(sub, pending)
+            self._pin(sub, entry, cost)
+        elif sub.policy is Policy.DISCONNECT:
+            self._overflow()
+            return
+        else:
+            self._conflate(sub, entry, cost)
+        if opening and self.wake is not None:
             self.wake()
 
     def _open(self, sub: Subscriber) -> Pending:
@@ -780,6 +831,29 @@ class Outbox:
             pending = self.pending[sub] = Pending()
             self.pending_bytes += sub.queue_overhead
         return pending
+
+    def _pin(self, sub: Subscriber, entry: Entry, cost: int) -> None:
+        """Queue an entry larger than the whole bound, outside it: it goes on its own."""
+        pending = self._open(sub)
+        pending.pinned = entry
+        if pending.first_offset is None:
+            pending.first_offset = entry.offset
+        self.pending_bytes += cost
+        self.pending_rows += 1
+        self.pinned_bytes += cost
+        self.allowance += cost
+
+    def _unpin(self, sub: Subscriber, pending: Pending) -> None:
+        """Drop the oversized entry waiting for ``sub`` (a newer one takes its place)."""
+        assert pending.pinned is not None
+        cost = sub.cost(pending.pinned)
+        pending.pinned = None
+        pending.dropped += 1
+        self.dropped_total += 1
+        self.pending_bytes -= cost
+        self.pending_rows -= 1
+        self.pinned_bytes -= cost
+        self.allowance -= cost
 
     def _replace(self, sub: Subscriber, pending: Pending, entry: Entry) -> None:
         assert pending.latest is not None
@@ -811,7 +885,7 @@ class Outbox:
         self.pending_bytes += cost
         self.pending_rows += 1
         # Many distinct topics can still exceed the bound: drop the oldest ones.
-        while self.used > self.max_bytes and len(pending.latest) > 1:
+        while self.used > self.limit and len(pending.latest) > 1:
             self._drop(sub, pending, pending.latest.pop(next(iter(pending.latest))))
 
     def _overflow(self) -> None:
@@ -819,6 +893,7 @@ class Outbox:
         self.pending.clear()
         self.pending_bytes = 0
         self.pending_rows = 0
+        self.pinned_bytes = 0
         if self.wake is not None:
             self.wake()
 
@@ -826,10 +901,10 @@ class Outbox:
         """Everything queued (but waiting subscriptions), per subscription in stream order."""
         batches = []
         for sub in [s for s in self.pending if not s.waiting]:
-            pending = self.pending[sub]
+            dropped = self.pending[sub].dropped
             entries = self.remove(sub)
             if entries:
-                batches.append(Batch(sub, entries, pending.dropped))
+                batches.append(Batch(sub, entries, dropped))
         return batches
 
     def first_queued(self, sub: Subscriber) -> int | None:
@@ -843,6 +918,8 @@ class Outbox:
         if pending is None:
             return []
         entries = pending.ordered()
+        if pending.pinned is not None:
+            self.pinned_bytes -= sub.cost(pending.pinned)
         self.pending_bytes -= sum(sub.cost(e) for e in entries) + sub.queue_overhead
         self.pending_rows -= len(entries)
         return entries
@@ -851,7 +928,10 @@ class Outbox:
         self.in_flight += nbytes
 
     def flushed(self, nbytes: int) -> None:
-        self.in_flight = max(0, self.in_flight - nbytes)
+        in_flight = self.in_flight = max(0, self.in_flight - nbytes)
+        if in_flight == 0:
+            # Oversized entries that were written are gone: the bound is what it was.
+            self.allowance = self.pinned_bytes
 
 
 class Hub:

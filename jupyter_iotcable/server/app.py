@@ -258,12 +258,14 @@ class IoTCableApp(ExtensionApp):
     batch_interval = Float(
         0.02,
         config=True,
-        help="Seconds readings are batched before a flush. " + _bounds("batch_interval"),
+        help="Ignored (kept so that existing configurations load): there is no batching "
+        "delay. A reading goes to a connection as soon as its socket is free; readings that "
+        "come while a write is pending go together in the next batch. " + _bounds("batch_interval"),
     )
     batch_max = Int(
         500,
         config=True,
-        help="Readings that force a flush / per batch frame. " + _bounds("batch_max"),
+        help="Readings per batch frame (iotcable-v1-json), at most. " + _bounds("batch_max"),
     )
     ping_interval = Float(
         3.0, config=True, help="ActionCable ping interval, seconds. " + _bounds("ping_interval")

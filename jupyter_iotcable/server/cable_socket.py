@@ -45,7 +45,7 @@ class CableSocket(WebSocketHandler):
 
     def initialize(self, engine: CableEngine) -> None:
         self.engine = engine
-        self._wake_handle: asyncio.TimerHandle | None = None
+        self._wake_handle: asyncio.Handle | None = None
         self._wake_when = 0.0
         self._drained: asyncio.Future[None] | None = None
 
@@ -106,7 +106,8 @@ class CableSocket(WebSocketHandler):
     # -- to the client ----------------------------------------------------------------
 
     def wake(self, delay: float) -> None:
-        """The session wants :meth:`_advance` within ``delay`` seconds."""
+        """The session wants :meth:`_advance` within ``delay`` seconds (0: right after
+        what the loop is doing now, e.g. routing a burst of readings)."""
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
         handle = self._wake_handle
@@ -115,7 +116,9 @@ class CableSocket(WebSocketHandler):
                 return
             handle.cancel()
         self._wake_when = when
-        self._wake_handle = loop.call_at(when, self._advance)
+        self._wake_handle = (
+            loop.call_soon(self._advance) if delay <= 0 else loop.call_at(when, self._advance)
+        )
 
     def _advance(self) -> None:
         self._wake_handle = None
@@ -129,12 +132,19 @@ class CableSocket(WebSocketHandler):
         session = self.session
         if session is None or session.closed:
             return
-        for frame in session.data_to_send():
-            try:
-                future = self.write_message(frame)
-            except WebSocketClosedError:
-                return
-            future.add_done_callback(functools.partial(self._written, wire_size(frame)))
+        frames = session.data_to_send()
+        if frames:
+            size = 0
+            future = None
+            for frame in frames:
+                try:
+                    future = self.write_message(frame)
+                except WebSocketClosedError:
+                    return
+                size += wire_size(frame)
+            # The stream completes its writes in order: the last one done, all are.
+            assert future is not None
+            future.add_done_callback(functools.partial(self._written, size))
         if session.drop:
             connection = self.ws_connection
             if connection is not None and connection.stream is not None:

@@ -46,7 +46,7 @@ class EngineSettings:
     publish_rate: float = 10.0
     publish_burst: int = 20
     outbox_bytes: int = 1 << 20
-    batch_interval: float = 0.02
+    batch_interval: float = 0.02  # unused: rows go when the socket is free (session.py)
     batch_max: int = 500
     ping_interval: float = 3.0
     session_ttl: float = 120.0
