@@ -5,6 +5,11 @@ The hub sits between the bridge (MQTT messages in) and the websocket connections
 
 - every channel is one :class:`Stream` with an ``epoch`` (new per server start) and a
   monotonic ``offset``; a bounded ring keeps recent entries for ``history`` requests;
+- a stream whose continuity is lost (the bridge came back without its broker session:
+  what was published meanwhile is gone) starts a new epoch, as AnyCable does, and its
+  offsets go on: :meth:`Stream.lose_continuity`. Every frame holds rows of one epoch, so
+  every client sees the change between the last reading before the outage and the first
+  after, live and in history answers, and reports it as a gap;
 - :meth:`Hub.ingest` decodes a message once per channel format and encodes its payload
   as JSON once (the :class:`Entry` keeps the JSON, not the decoded value), appends it to
   every stream whose filters match, and pushes the entry into the :class:`Outbox` of every
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -182,6 +188,34 @@ class HistoryGap:
         return HistoryGap(f"{self.reason}; {later.reason}", max(starts) if starts else None)
 
 
+CONTINUITY_KEPT = 100
+"""Continuity gaps a stream remembers for its status (the newest ones)."""
+
+
+@dataclass(slots=True)
+class ContinuityGap:
+    """Readings a stream lost upstream: from ``start`` (its last reading before the outage,
+    ``None`` when it had none) to ``end`` (its first reading after; ``None`` until one
+    came). The stream went on in ``epoch`` after offset ``after_offset``."""
+
+    epoch: str
+    after_offset: int
+    start: float | None
+    end: float | None
+    detail: str
+    reported_at: float
+
+    def public(self) -> dict[str, object]:
+        return {
+            "epoch": self.epoch,
+            "after_offset": self.after_offset,
+            "start": self.start,
+            "end": self.end,
+            "detail": self.detail,
+            "reported_at": self.reported_at,
+        }
+
+
 class RateMeter:
     """Events per second over a sliding window of whole seconds (cheap, pure)."""
 
@@ -252,6 +286,14 @@ class Stream:
         self._narrow: TopicIndex[Subscriber] = TopicIndex()
         self.json = json_bytes(self.name)
         self.epoch_json = json_bytes(epoch)
+        # The epochs whose rows the ring may hold, oldest first: (first offset, epoch, its
+        # JSON). One until the stream loses continuity; older ones go once evicted.
+        self.run = epoch
+        self._epochs: list[tuple[int, str, bytes]] = [(1, epoch, self.epoch_json)]
+        self.continuity: deque[ContinuityGap] = deque(maxlen=CONTINUITY_KEPT)
+        self.continuity_gaps = 0
+        self._open_gap: ContinuityGap | None = None
+        self._epoch_count = 1
         self._frames: dict[tuple[bool, str, int, int, int], bytes] = {}
         self._frames_bytes = 0
         self.frames_built = 0
@@ -288,9 +330,74 @@ class Stream:
         self.messages_in += 1
         if error is not None:
             self.flagged += 1
+        if self._open_gap is not None:
+            self._open_gap.end = reading.time
+            self._open_gap = None
         self.meter.record(now)
         self.trim(now)
         return entry
+
+    # -- continuity -------------------------------------------------------------------
+
+    def lose_continuity(self, detail: str, now: float) -> ContinuityGap | None:
+        """Readings were lost upstream since the last one: go on in a new epoch.
+
+        Offsets go on (the ring stays one sequence); the new epoch starts at the next
+        offset. Returns the gap opened, or ``None`` when the one opened before has no
+        reading after it yet (two outages in a row are one gap).
+        """
+        self._epoch_count += 1
+        epoch = f"{self.run}.{self._epoch_count}"
+        epoch_json = json_bytes(epoch)
+        first = self.offset + 1
+        if self._epochs[-1][0] == first and len(self._epochs) > 1:
+            self._epochs[-1] = (first, epoch, epoch_json)  # the last one holds no row
+        else:
+            self._epochs.append((first, epoch, epoch_json))
+        self.epoch, self.epoch_json = epoch, epoch_json
+        gap = self._open_gap
+        if gap is not None:
+            gap.epoch = epoch
+            gap.detail = detail
+            return None
+        start = self.ring[-1].time if self.ring else None
+        gap = self._open_gap = ContinuityGap(epoch, self.offset, start, None, detail, now)
+        self.continuity.append(gap)
+        self.continuity_gaps += 1
+        return gap
+
+    def epoch_of(self, offset: int) -> tuple[str, bytes]:
+        """The epoch of the row at ``offset`` (and its JSON)."""
+        epochs = self._epochs
+        if len(epochs) == 1 or offset >= epochs[-1][0]:
+            return epochs[-1][1], epochs[-1][2]
+        at = bisect_right(epochs, offset, key=lambda e: e[0]) - 1
+        _, epoch, epoch_json = epochs[max(at, 0)]
+        return epoch, epoch_json
+
+    def _epoch_span(self, epoch: str) -> tuple[int, int] | None:
+        """First and last offset of an epoch whose rows the ring may still hold."""
+        epochs = self._epochs
+        for i, (first, name, _) in enumerate(epochs):
+            if name == epoch:
+                last = epochs[i + 1][0] - 1 if i + 1 < len(epochs) else self.offset
+                return first, last
+        return None
+
+    def _epoch_runs(self, entries: Sequence[Entry]) -> Iterable[tuple[bytes, Sequence[Entry]]]:
+        """``entries`` (offsets increasing) in runs of one epoch each, with its JSON."""
+        epochs = self._epochs
+        if len(epochs) == 1 or entries[0].offset >= epochs[-1][0]:
+            yield epochs[-1][2], entries
+            return
+        start = 0
+        while start < len(entries):
+            _, epoch_json = self.epoch_of(entries[start].offset)
+            end = start + 1
+            while end < len(entries) and self.epoch_of(entries[end].offset)[1] == epoch_json:
+                end += 1
+            yield epoch_json, entries[start:end]
+            start = end
 
     def trim(self, now: float) -> None:
         """Evict by count (``history_limit``), age (``history_ttl``) and memory
@@ -306,6 +413,9 @@ class Stream:
             or (self.ring_memory > max_memory and len(ring) > 1)
         ):
             self.evict_oldest()
+        epochs = self._epochs
+        while len(epochs) > 1 and epochs[1][0] <= self.kept_from:
+            del epochs[0]  # no row of it is kept any more
 
     def evict_oldest(self) -> None:
         """Drop the oldest entry kept (it becomes part of any gap reported later)."""
@@ -378,6 +488,21 @@ class Stream:
         return oldest if oldest is not None else self.offset + 1
 
     def _plan_position(self, position: StreamPosition, topic_filter: str | None) -> Replay:
+        span = self._epoch_span(position.epoch)
+        if span is not None and position.offset <= span[1]:
+            # This epoch or an older one of this run whose rows the ring may hold: the rows
+            # after the position follow (offsets go on across epochs, and a frame holds
+            # rows of one epoch: the change shows). An offset below the epoch's first
+            # (-1: nothing of it) means the epoch's first row on.
+            position = StreamPosition(self.epoch, max(position.offset, span[0] - 1))
+        elif span is None and self._same_run(position.epoch):
+            gap = HistoryGap(
+                f"epoch {position.epoch!r} of stream {self.name!r} is no longer kept: the "
+                "stream lost continuity since (the server's MQTT bridge came back without "
+                f"its broker session) and continues in epoch {self.epoch!r}",
+                self.oldest,
+            )
+            return self._replay(self.kept_from, topic_filter, gap)
         if position.epoch != self.epoch:
             # Everything this epoch still keeps is after the client's position.
             gap = HistoryGap(
@@ -405,21 +530,42 @@ class Stream:
         )
         return self._replay(kept_from, topic_filter, gap)
 
+    def _same_run(self, epoch: str) -> bool:
+        return epoch == self.run or epoch.startswith(self.run + ".")
+
     def _plan_since(self, since: float, topic_filter: str | None) -> Replay:
-        gap = None
-        if since < self.started_at:
+        gap = self._lost_at(since)
+        if gap is None and since < self.started_at:
             gap = HistoryGap(
                 f"readings of stream {self.name!r} before {self.started_at:.3f}, when this "
                 f"server started epoch {self.epoch!r}, are not kept",
                 self.oldest,
             )
-        elif since <= self._evicted_until:
+        elif gap is None and since <= self._evicted_until:
             gap = HistoryGap(
                 f"readings of stream {self.name!r} since {since:.3f} are partly no longer "
                 f"kept ({self.spec.retention()})",
                 self.oldest,
             )
         return self._replay(self.kept_from, topic_filter, gap, since=since)
+
+    def _lost_at(self, since: float) -> HistoryGap | None:
+        """The gap a ``since`` request starts in: between the last reading before an
+        outage that lost readings and the first after. (A ``since`` before such a gap gets
+        rows of both epochs: the change of epoch in the frames reports it.)"""
+        for lost in self.continuity:
+            if (
+                lost.start is not None
+                and lost.start < since
+                and (lost.end is None or since < lost.end)
+            ):
+                return HistoryGap(
+                    f"readings of stream {self.name!r} after {lost.start:.3f} until "
+                    + ("now" if lost.end is None else f"{lost.end:.3f}")
+                    + f" are lost: {lost.detail}",
+                    self.oldest,
+                )
+        return None
 
     # -- frames -----------------------------------------------------------------------
 
@@ -438,20 +584,21 @@ class Stream:
         frames: list[bytes] = []
         if sub.batched:
             share = shared and not dropped
-            for chunk in _chunks(entries, sub.rows_per_frame):
-                key = (True, sub.identifier, chunk[0].offset, chunk[-1].offset, len(chunk))
-                frame = self._frames.get(key) if share else None
-                if frame is None:
-                    frame = batch_frame(
-                        sub.identifier_json,
-                        [e.batch_row() for e in chunk],
-                        self.json,
-                        self.epoch_json,
-                    )
-                    self._remember(share, key, frame)
-                else:
-                    self.frames_shared += 1
-                frames.append(frame)
+            for epoch_json, run in self._epoch_runs(entries):
+                for chunk in _chunks(run, sub.rows_per_frame):
+                    key = (True, sub.identifier, chunk[0].offset, chunk[-1].offset, len(chunk))
+                    frame = self._frames.get(key) if share else None
+                    if frame is None:
+                        frame = batch_frame(
+                            sub.identifier_json,
+                            [e.batch_row() for e in chunk],
+                            self.json,
+                            epoch_json,
+                        )
+                        self._remember(share, key, frame)
+                    else:
+                        self.frames_shared += 1
+                    frames.append(frame)
         else:
             for entry in entries:
                 key = (False, sub.identifier, entry.offset, entry.offset, 1)
@@ -480,7 +627,7 @@ class Stream:
         columns = template.extract(entry.topic) if template is not None else None
         return data_body(
             self.json,
-            self.epoch_json,
+            self.epoch_of(entry.offset)[1],
             entry.offset,
             entry.time,
             entry.topic_json,
@@ -1125,6 +1272,11 @@ class Hub:
         replay.skip_sent(sub.sent_through, sub.first_sent)
         sub.replay = replay
         return replay
+
+    def lose_continuity(self, detail: str, now: float) -> list[Stream]:
+        """Readings were lost upstream (the bridge came back without its broker session):
+        every stream goes on in a new epoch. Returns the streams that opened a gap."""
+        return [s for s in self.streams.values() if s.lose_continuity(detail, now) is not None]
 
     def trim(self, now: float) -> None:
         """Age out history even when a stream is quiet (called on a timer)."""

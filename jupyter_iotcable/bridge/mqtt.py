@@ -79,6 +79,15 @@ when a connect fails or a connection outlasts twice the backoff cap (the longest
 client waits before taking the id back).
 """
 
+RESTART_RETRY = 0.8
+"""Longest wait, in seconds, between reconnects while the broker's port refuses connections.
+
+A refused TCP connection is what a broker being restarted looks like (its host answers,
+nothing listens yet): retrying costs one packet, so the bridge retries every 0.4-0.8 s
+instead of backing off to ``backoff_cap``, and is back within a second of the broker.
+A broker that does not answer at all (host down, network lost) gets the full backoff.
+"""
+
 CLIENT_ID_SETTING = "c.IoTCableApp.broker_client_id"
 """Where the admin sets the client id (named in the takeover report)."""
 
@@ -234,6 +243,7 @@ class MqttBridge:
         on_message: Callable[[MqttMessage], None] | None = None,
         on_state: Callable[[BrokerState, str], None] | None = None,
         *,
+        on_session_lost: Callable[[str], None] | None = None,
         sink: BridgeSink | None = None,
         clock: Callable[[], float] = time.time,
         backoff_base: float = 0.5,
@@ -256,6 +266,7 @@ class MqttBridge:
         self._sink = sink
         self._on_message = on_message
         self._on_state = sink.on_state if sink is not None else on_state
+        self._on_session_lost = on_session_lost
         self._clock = clock
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -268,6 +279,7 @@ class MqttBridge:
         self._protocol_confirmed = False
         self._up_since: float | None = None
         self._connected = asyncio.Event()
+        self._refused = False
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox = _Inbox()
 
@@ -284,6 +296,14 @@ class MqttBridge:
         self._overloaded = False
         self._takeover_drops = 0
         self._client_id_conflict: str | None = None
+        # Continuity: whether a connection ever came up, whether the broker had our session
+        # on the last CONNACK, and how often it had lost it.
+        self._had_connection = False
+        self._session_present: bool | None = None
+        self._sessions_lost = 0
+        # Set when the current connection is lost: publishes waiting for their
+        # acknowledgement fail at once instead of after ``timeout``.
+        self._link_lost = asyncio.Event()
 
     # -- public API --------------------------------------------------------------------------
 
@@ -344,8 +364,9 @@ class MqttBridge:
                 f"the MQTT broker {self._settings.address} is unreachable "
                 f"(bridge {self.state.value}); the publish to {topic!r} was not sent"
             )
+        link_lost = self._link_lost
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
+            await self._publish_unless_lost(client, link_lost, topic, payload, qos, retain)
         except ValueError as exc:
             raise BridgeError(
                 self._settings.redact(f"the publish to {topic!r} is invalid ({exc}); not sent")
@@ -358,6 +379,43 @@ class MqttBridge:
                 )
             ) from None
         self._messages_out += 1
+
+    async def _publish_unless_lost(
+        self,
+        client: aiomqtt.Client,
+        link_lost: asyncio.Event,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+    ) -> None:
+        """``client.publish``, failing as soon as the connection is lost.
+
+        aiomqtt keeps waiting for the acknowledgement of a publish whose connection the
+        broker dropped (for ``timeout`` seconds, 10 by default), and a broker drops the
+        connection when a publish breaks its rules (a malformed topic, a packet over its
+        ``max_packet_size``): the publisher must hear about it at once.
+        """
+        publishing = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
+        lost = asyncio.ensure_future(link_lost.wait())
+        try:
+            await asyncio.wait({publishing, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if publishing.done():
+            publishing.result()  # raises what the publish raised
+            return
+        publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await publishing
+        raise BridgeError(
+            self._settings.redact(
+                f"the publish to {topic!r} was not acknowledged: the broker "
+                f"{self._settings.address} closed the connection first (a broker drops a "
+                "client whose packet breaks its rules, e.g. one over its max_packet_size); "
+                "the bridge reconnects"
+            )
+        )
 
     def status(self) -> dict[str, object]:
         """A JSON-safe snapshot for the status page: no credentials, errors redacted."""
@@ -384,6 +442,8 @@ class MqttBridge:
             "load": round(self._load, 3),
             "overloaded": self._overloaded,
             "client_id_conflict": self._client_id_conflict is not None,
+            "session_present": self._session_present,
+            "sessions_lost": self._sessions_lost,
         }
 
     # -- connection loop ---------------------------------------------------------------------
@@ -393,6 +453,7 @@ class MqttBridge:
         while True:
             protocol = self._next_protocol()
             self._up_since = None
+            self._refused = False
             try:
                 await self._serve(protocol)
             except _ProtocolRefused as exc:
@@ -408,6 +469,7 @@ class MqttBridge:
                     continue
                 self._failed(exc)
             except (aiomqtt.MqttError, _TlsSetupError) as exc:
+                self._refused = _connection_refused(exc)
                 self._failed(exc)
             except Exception as exc:
                 # A bug, not broker trouble: say so loudly, but keep the bridge alive.
@@ -421,7 +483,7 @@ class MqttBridge:
             # the id back at most every backoff_cap seconds while the admin is told.
             if lasted >= STABLE_CONNECTION and self._client_id_conflict is None:
                 failures = 0
-            await asyncio.sleep(self._backoff(failures))
+            await asyncio.sleep(self._backoff(failures, refused=self._refused))
             failures += 1
 
     def _next_protocol(self) -> aiomqtt.ProtocolVersion:
@@ -432,13 +494,16 @@ class MqttBridge:
             )
         return self._protocol
 
-    def _backoff(self, failures: int) -> float:
+    def _backoff(self, failures: int, *, refused: bool = False) -> float:
         """Exponential backoff with jitter: a random delay in [d/2, d], d doubling up to the cap.
 
         The jitter spreads the reconnects of many servers after a broker restart; the lower
-        half is cut off so that a retry never follows a failure immediately.
+        half is cut off so that a retry never follows a failure immediately. While the
+        broker's port refuses connections (``refused``: a broker being restarted), the
+        delay stays at most ``RESTART_RETRY``.
         """
-        delay = min(self._backoff_cap, self._backoff_base * 2 ** min(failures, 30))
+        cap = min(self._backoff_cap, RESTART_RETRY) if refused else self._backoff_cap
+        delay = min(cap, self._backoff_base * 2 ** min(failures, 30))
         return random.uniform(delay / 2, delay)
 
     async def _serve(self, protocol: aiomqtt.ProtocolVersion) -> NoReturn:
@@ -448,8 +513,13 @@ class MqttBridge:
         when a client is reused after a lost connection (empicano/aiomqtt#269, #288).
         """
         client = self._new_client(protocol)
+        flags = _watch_connack(client)
         await self._connect(client, protocol)
         self._up_since = time.monotonic()
+        self._link_lost = link_lost = asyncio.Event()
+        # Before any message of this connection is delivered: what came before the outage
+        # and what comes after must be told apart.
+        self._check_session(flags.get("session_present"))
         self._client = client
         pump = asyncio.create_task(self._pump(client))
         subscribe = asyncio.create_task(self._subscribe_all(client, protocol))
@@ -464,6 +534,7 @@ class MqttBridge:
             await pump
         except BaseException as exc:
             self._client = None
+            link_lost.set()
             for task in (pump, subscribe):
                 task.cancel()
             await asyncio.gather(pump, subscribe, return_exceptions=True)
@@ -471,6 +542,34 @@ class MqttBridge:
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(type(exc), exc, exc.__traceback__)
             raise
+
+    def _check_session(self, session_present: bool | None) -> None:
+        """Report lost continuity: a reconnect after which the broker had no session of ours.
+
+        The broker then kept nothing for us while we were away (it restarted without
+        persistence, the session expired, or the bridge runs with clean sessions): readings
+        published during the outage are gone. The first connection of a run has nothing to
+        lose, and a kept session (``session present`` 1) was queued for us.
+        """
+        self._session_present = session_present
+        if not self._had_connection:
+            self._had_connection = True
+            return
+        if session_present:
+            return
+        self._sessions_lost += 1
+        detail = (
+            f"the bridge reconnected to {self._settings.address} without its MQTT session "
+            "(CONNACK session present 0): readings published while it was away are lost"
+        )
+        logger.warning("MQTT broker: %s", detail)
+        try:
+            if self._sink is not None:
+                self._sink.on_session_lost(detail)
+            elif self._on_session_lost is not None:
+                self._on_session_lost(detail)
+        except Exception:
+            logger.exception("on_session_lost failed")
 
     async def _connect(self, client: aiomqtt.Client, protocol: aiomqtt.ProtocolVersion) -> None:
         """CONNECT and wait for CONNACK; tell a refused protocol apart from other failures."""
@@ -763,6 +862,37 @@ def _connection_lost(exc: BaseException) -> bool:
     return isinstance(cause, aiomqtt.MqttError) and str(cause) == (
         "Disconnected during message iteration"
     )
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    """The broker's host answered that nothing listens on the port (a broker restarting)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause)
+
+
+def _watch_connack(client: aiomqtt.Client) -> dict[str, bool]:
+    """Record the CONNACK's "session present" flag, which aiomqtt does not expose.
+
+    paho hands it to ``on_connect``, which aiomqtt sets to its own callback; ours wraps it.
+    Returns the dict the flag is written to (``session_present``) when the CONNACK comes.
+    """
+    flags: dict[str, bool] = {}
+    paho_client = getattr(client, "_client", None)
+    if paho_client is None:
+        return flags
+    inner = paho_client.on_connect
+
+    def on_connect(*args: object, **kwargs: object) -> None:
+        connect_flags = args[2] if len(args) > 2 else kwargs.get("flags")
+        present = getattr(connect_flags, "session_present", None)
+        if present is None and isinstance(connect_flags, dict):
+            present = connect_flags.get("session present")
+        if present is not None:
+            flags["session_present"] = bool(present)
+        inner(*args, **kwargs)
+
+    paho_client.on_connect = on_connect
+    return flags
 
 
 def _close_abandoned(client: aiomqtt.Client) -> None:

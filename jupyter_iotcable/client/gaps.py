@@ -1,8 +1,9 @@
 """``Gap``: readings a subscription is known to have missed, in words a person reads.
 
 The server is the one source of gaps (DESIGN §6): it rejects a history request for what it
-no longer keeps, a new epoch shows that it restarted, and a ``dropped`` count says that it
-conflated readings away while this client read too slowly. An offset that jumps is never
+no longer keeps, a new epoch shows that it restarted (or, within one server run, that its
+broker lost the readings of an outage), and a ``dropped`` count says that it conflated
+readings away while this client read too slowly. An offset that jumps is never
 a gap (a narrower topic filter skips offsets).
 
 The protocol reports a gap in offsets; a person wants times. A gap starts at the newest
@@ -36,6 +37,10 @@ class GapCause(StrEnum):
     """The server restarted: what it received in between may be lost."""
     TOO_SLOW = "too_slow"
     """This client read too slowly; the server kept only the latest reading per topic."""
+    CONTINUITY_LOST = "continuity_lost"
+    """The server's link to the MQTT broker came back without its session (the broker
+    restarted without persistence, or the session expired): what devices published
+    meanwhile never reached the server."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,11 @@ def gap_reason(
         )
     if cause is GapCause.SERVER_RESTARTED:
         return f"the server restarted: {count} {span} may be missing"
+    if cause is GapCause.CONTINUITY_LOST:
+        return (
+            f"the server lost its MQTT broker session (a broker restart or outage): {count} "
+            f"{span} never reached it"
+        )
     return f"{count} {span} {'is' if one else 'are'} unknown: the server did not keep them"
 
 

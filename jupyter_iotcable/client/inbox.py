@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..protocol.client import continuity_lost
 from ..topics import TopicTemplate
 from .buffer import ReadingBuffer
 from .gaps import GapCause, GapLog
@@ -168,7 +169,12 @@ class Inbox:
 
     def gap(self, event: GapReported) -> None:
         """The server reported readings this subscription will not get."""
-        cause = GapCause.SERVER_RESTARTED if event.epoch_changed else GapCause.NOT_KEPT
+        if continuity_lost(event):
+            cause = GapCause.CONTINUITY_LOST
+        elif event.epoch_changed:
+            cause = GapCause.SERVER_RESTARTED
+        else:
+            cause = GapCause.NOT_KEPT
         if event.since is not None:
             start: float | None = event.since
             after = self.buffer.oldest_from(event.since, inclusive=True)

@@ -31,6 +31,7 @@ from .messages import (
     StreamPosition,
     Subprotocol,
     decode_json,
+    epoch_run,
     finite_float,
 )
 
@@ -700,8 +701,7 @@ class ClientConnection:
                 GapReported(
                     identifier,
                     stream_id,
-                    f"stream {stream_id} restarted (epoch {known.epoch} -> {epoch}): "
-                    f"readings after offset {known.offset} of the old epoch may be missing",
+                    _epoch_change_reason(stream_id, known, epoch),
                     True,
                     known.offset,
                     None,
@@ -718,6 +718,25 @@ class ClientConnection:
             _hold(sub, stream_id, rows)
         if rows or dropped:
             self._events.append(RowsReceived(identifier, stream_id, epoch, rows, dropped))
+
+
+def _epoch_change_reason(stream_id: str, known: StreamPosition, epoch: str) -> str:
+    if epoch_run(known.epoch) == epoch_run(epoch):
+        return (
+            f"stream {stream_id} lost continuity (epoch {known.epoch} -> {epoch}): the "
+            "server's link to the MQTT broker came back without its session, readings "
+            f"after offset {known.offset} until the first of the new epoch are missing"
+        )
+    return (
+        f"stream {stream_id} restarted (epoch {known.epoch} -> {epoch}): "
+        f"readings after offset {known.offset} of the old epoch may be missing"
+    )
+
+
+def continuity_lost(event: GapReported) -> bool:
+    """The gap is readings the server lost upstream (its broker session), not a restart:
+    the new epoch continues a server run (``RUN.N``, see :func:`.messages.epoch_run`)."""
+    return event.epoch_changed and event.epoch is not None and epoch_run(event.epoch) != event.epoch
 
 
 def _new_rows(

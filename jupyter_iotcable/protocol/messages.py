@@ -34,6 +34,7 @@ __all__ = [
     "Subprotocol",
     "choose_subprotocol",
     "decode_json",
+    "epoch_run",
     "finite_float",
 ]
 
@@ -244,6 +245,22 @@ class HistoryRequest:
             since=None if since is None else float(since),
             streams={sid: _position_from_wire(sid, pos) for sid, pos in streams.items()},
         )
+
+
+EPOCH_CONTINUATION = "."
+"""Separates a server run's epoch from the number of a later epoch of the same run."""
+
+
+def epoch_run(epoch: str) -> str:
+    """The server run an epoch belongs to.
+
+    A server start opens epoch ``RUN`` of every stream; when a stream loses continuity
+    within that run (the server's bridge came back without its broker session, so what
+    was published meanwhile is gone), it goes on in ``RUN.2``, ``RUN.3``... A client that
+    sees the epoch change within one run knows the server did not restart: the readings
+    between were lost upstream.
+    """
+    return epoch.split(EPOCH_CONTINUATION, 1)[0]
 
 
 def finite_float(value: object) -> float | None:

@@ -109,6 +109,7 @@ class CableEngine:
         self.publishes_refused = 0
         # Per channel: the oversize and flagged counts already added to the metrics.
         self._exported: dict[str, tuple[int, int]] = {}
+        self.sessions_lost = 0
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -174,9 +175,19 @@ class CableEngine:
             conn.broker_event(state, detail)
 
     def on_session_lost(self, detail: str) -> None:
-        # What the broker held for us during the outage is gone. Reporting it as a gap
-        # in every stream is issue 12's; until then it is at least in the log.
-        log.warning("iotcable: %s; readings published during the outage may be lost", detail)
+        """What the broker held for us during the outage is gone: every stream records a
+        gap from its last reading before the outage to its first after and goes on in a
+        new epoch, which every client sees (live and in history) and reports."""
+        self.sessions_lost += 1
+        metrics.SESSIONS_LOST.inc()
+        opened = self.hub.lose_continuity(detail, time.time())
+        for stream in opened:
+            metrics.CONTINUITY_GAPS.labels(stream.name).inc()
+        log.warning(
+            "iotcable: %s; %d stream(s) continue in a new epoch with a gap over the outage",
+            detail,
+            len(opened),
+        )
 
     async def publish(self, channel: ChannelConfig, topic: object, payload: object) -> str:
         """Check and send one publish; raises Refusal with the user's reason."""
@@ -259,6 +270,9 @@ class CableEngine:
             "since": self.health.since,
             "outages": self.health.outages,
             "last_outage_at": self.health.last_outage_at,
+            # Reconnects after which the broker no longer had the bridge's session: each
+            # is a gap in every stream (see channels' "continuity").
+            "sessions_lost": self.sessions_lost,
             "embedded": "embedded_broker" in bridge_status,
         }
         for key in (
@@ -280,6 +294,8 @@ class CableEngine:
             # taking it over (two servers configured with one client id).
             "client_id",
             "client_id_conflict",
+            # Whether the broker had the bridge's session on the last connect.
+            "session_present",
             "protocol",
             "tls",
             "embedded_broker",
@@ -305,6 +321,12 @@ class CableEngine:
                 "flagged": stream.flagged,
                 "oversize": stream.oversize,
                 "max_reading_bytes": stream.spec.max_reading_bytes,
+                "epoch": stream.epoch,
+                # Readings lost upstream: the gaps opened, the newest one's interval.
+                "continuity": {
+                    "gaps": stream.continuity_gaps,
+                    "last": stream.continuity[-1].public() if stream.continuity else None,
+                },
             }
         return {
             "version": __version__,

@@ -902,4 +902,6 @@ def test_status_is_json_safe_and_complete() -> None:
         "load": 0.0,
         "overloaded": False,
         "client_id_conflict": False,
+        "session_present": None,
+        "sessions_lost": 0,
     }
