@@ -93,8 +93,9 @@ class SubscriptionRejected(IoTCableError):
 
     def explained(self, lister: str) -> str:
         """The message, pointing at ``lister`` (``iotcable channels`` in a shell) unless the
-        channels the user may use are known: then they are named, after a "did you mean"."""
-        from .names import suggestion, unknown_name_message
+        channels the user may use are known: then they are named (after a "did you mean"
+        when the server does not know the channel)."""
+        from .names import listing, unknown_name_message
 
         label = "channels you may read or write"
         if self.unknown_channel and self.channels is not None:
@@ -102,7 +103,10 @@ class SubscriptionRejected(IoTCableError):
         where = f"channel {self.channel!r}" + (f" with topic {self.topic!r}" if self.topic else "")
         text = f"subscription to {where} was rejected: {self.reason}"
         if self.channels is not None and self.channel not in self.channels:
-            return text + suggestion(self.channel, self.channels, label)
+            # The channel exists but is not this user's: name theirs, no "did you mean".
+            if not self.channels:
+                return f"{text}. There are no {label}."
+            return f"{text}. The {label} are {listing(self.channels)}."
         return f"{text}. {lister} lists the channels you may read or write and their topics."
 
 
@@ -115,16 +119,24 @@ class PublishRefused(IoTCableError):
         self.channel = channel
         self.result = result
         self.channels = None if channels is None else list(channels)
-        if self.channels is not None and channel not in self.channels:
+        reason = result.reason or ""
+        label = "channels you may read or write"
+        if self.channels is not None and reason.startswith("unknown channel"):
             from .names import unknown_name_message
 
-            message = unknown_name_message(
-                "channel", channel, self.channels, "channels you may read or write"
-            )
+            message = unknown_name_message("channel", channel, self.channels, label)
         else:
-            message = (
-                f"publish to {result.topic!r} on channel {channel!r} was refused: {result.reason}"
-            )
+            message = f"publish to {result.topic!r} on channel {channel!r} was refused: {reason}"
+            if self.channels is not None and channel not in self.channels:
+                # The channel exists (the server said why it refused, not that it does
+                # not know it): name the ones this user may use, no "did you mean".
+                from .names import listing
+
+                message += (
+                    f". The {label} are {listing(self.channels)}."
+                    if self.channels
+                    else f". There are no {label}."
+                )
         super().__init__(message)
 
 

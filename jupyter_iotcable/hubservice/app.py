@@ -74,6 +74,32 @@ class IoTCableServiceExtension(IoTCableApp):
                 for name, channel in self.engine.channels.items()
             }
 
+    def initialize_handlers(self) -> None:
+        super().initialize_handlers()
+        from ..server.handlers import ChannelsHandler, PublishHandler
+        from ..server.websocket import CableHandler
+        from .handlers import ServiceCableHandler, ServiceChannelsHandler, ServicePublishHandler
+
+        # The hub's answer is looked up again while a websocket is open: about as often
+        # as HubOAuth's cache can change it.
+        provider = getattr(self.serverapp, "identity_provider", None)
+        hub_auth = getattr(provider, "hub_auth", None)
+        cache = float(getattr(hub_auth, "cache_max_age", 10) or 10)
+        recheck = max(1.0, min(5.0, cache / 2))
+        ours: dict[type, tuple[type, dict[str, Any]]] = {
+            CableHandler: (ServiceCableHandler, {"recheck_interval": recheck}),
+            ChannelsHandler: (ServiceChannelsHandler, {}),
+            PublishHandler: (ServicePublishHandler, {}),
+        }
+        handlers = []
+        for pattern, handler, *args in self.handlers:
+            if handler in ours:
+                replacement, extra = ours[handler]
+                handlers.append((pattern, replacement, {**(args[0] if args else {}), **extra}))
+            else:
+                handlers.append((pattern, handler, *args))
+        self.handlers = handlers
+
     async def _learn_hub_owner(self, hub_owner: Any) -> None:
         # The extension asks the hub for its server's owner, for kernel-token requests;
         # the service has no owner and starts no kernels.

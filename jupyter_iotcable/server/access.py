@@ -57,7 +57,9 @@ class Access(Protocol):
     """What one user may do with the channels, asked at every decision.
 
     ``can_read`` and ``can_write`` return ``None`` when allowed, else the reason the
-    user is shown (in a ``reject_subscription``, a ``publish_result``, a 403).
+    user is shown (in a ``reject_subscription``, a ``publish_result``, a 403);
+    ``refused_both`` is the reason when neither is allowed (a subscription is refused
+    then: it serves reading and publishing alike).
     ``refresh`` is awaited by the I/O layer before each command is handled, so that an
     access that caches what it learned elsewhere (hub scopes) can look again; the
     decisions themselves stay synchronous.
@@ -66,9 +68,19 @@ class Access(Protocol):
     @property
     def identity(self) -> Identity: ...
 
+    # The server's Authorizer answers (resource ``iotcable``), asked when the request came:
+    # a connection without either is refused before it opens.
+    @property
+    def authorized_read(self) -> bool: ...
+
+    @property
+    def authorized_write(self) -> bool: ...
+
     def can_read(self, channel: ChannelConfig) -> str | None: ...
 
     def can_write(self, channel: ChannelConfig) -> str | None: ...
+
+    def refused_both(self, channel: ChannelConfig) -> str: ...
 
     async def refresh(self) -> None: ...
 
@@ -90,6 +102,9 @@ class PrincipalAccess:
         if self.authorized_write and allowed(channel.write, self.identity):
             return None
         return f"you may not publish to channel {channel.name!r}"
+
+    def refused_both(self, channel: ChannelConfig) -> str:
+        return f"you may not read or publish to channel {channel.name!r}"
 
     async def refresh(self) -> None:
         """Nothing to look up again: the Authorizer was asked when the request came."""

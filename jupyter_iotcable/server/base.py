@@ -18,7 +18,7 @@ from jupyter_server.utils import ensure_async
 from tornado import web
 from tornado.log import app_log, gen_log
 
-from .access import Identity, PrincipalAccess, allowed
+from .access import Access, Identity, PrincipalAccess, allowed
 from .auth import HubOwner, KernelToken, identity_of, kernel_token_user, request_token
 
 RESOURCE = "iotcable"
@@ -131,7 +131,7 @@ class IoTCableAuthMixin(ScrubbedLogMixin):
     def allowed(self, principals: tuple[str, ...] | list[str]) -> bool:
         return allowed(principals, self.identity)
 
-    async def access_of_user(self) -> PrincipalAccess:
+    async def access_of_user(self) -> Access:
         """What this request's user may do: the Authorizer asked once per action."""
         return PrincipalAccess(
             self.identity, await self.authorized_for("read"), await self.authorized_for("write")

@@ -133,10 +133,9 @@ class PublishHandler(IoTCableAPIHandler):
                 },
             )
             return
-        if not (await self.authorized_for("write") and self.allowed(channel.write)):
-            self.write_json(
-                403, {"ok": False, "reason": f"you may not publish to channel {name!r}"}
-            )
+        refused = (await self.access_of_user()).can_write(channel)
+        if refused is not None:
+            self.write_json(403, {"ok": False, "reason": refused})
             return
         # One bucket per user for REST publishes (a websocket has its own per connection).
         buckets: BucketMap = self.settings["iotcable_rest_buckets"]

@@ -264,7 +264,8 @@ class CableSession:
         read_refused = self.access.can_read(channel)
         can_write = self.access.can_write(channel) is None
         if read_refused is not None and not can_write:
-            self.conn.reject_subscription(identifier, read_refused)
+            # Neither: the subscription may have been meant for publishing, so say both.
+            self.conn.reject_subscription(identifier, self.access.refused_both(channel))
             return
         can_read = read_refused is None
         self._grant(identifier, ref, channel, can_read, can_write)
@@ -556,6 +557,32 @@ class CableSession:
             self._woken = True
             delay = 0.0
         self.transport.wake(delay)
+
+    def recheck_access(self) -> bool:
+        """The access may have changed while the connection is open (a hub grant taken
+        away, asked again by the I/O layer): readings of a channel the user may no longer
+        read stop now, and the connection closes (1008) so that the client reconnects,
+        resumes what is still allowed and, subscribing again to the rest, is told why it
+        is refused. Publishes need nothing: each one asks the access. Returns whether the
+        connection closes."""
+        if self.closing:
+            return False
+        lost = {
+            identifier: grant.channel.name
+            for identifier, grant in self.grants.items()
+            if grant.sub is not None and self.access.can_read(grant.channel) is not None
+        }
+        if not lost:
+            return False
+        for identifier in lost:
+            self._unsubscribe(identifier)
+        names = ", ".join(repr(name) for name in sorted(set(lost.values())))
+        self.closing = True
+        self.close_code = 1008
+        # A close reason has at most 123 bytes.
+        self.close_reason = f"your access to channel {names} was withdrawn"[:120]
+        self._wake(0)
+        return True
 
     # -- the engine's calls -------------------------------------------------------------
 

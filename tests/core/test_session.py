@@ -103,7 +103,7 @@ def test_confirm_says_whether_the_filter_matches_a_topic_the_stream_holds() -> N
             make_identifier("telemetry", topic="plant/#/env"),
             "topic 'plant/#/env' is not a valid MQTT filter",
         ),
-        (make_identifier("secret"), "you may not read channel 'secret'"),
+        (make_identifier("secret"), "you may not read or publish to channel 'secret'"),
         (
             make_identifier("telemetry", note="n" * 2000),
             "identifier is 2033 bytes; this server accepts identifiers of up to 1024 bytes",

@@ -27,6 +27,20 @@ PROBE = (Path(__file__).parent / "probe.py").read_text()
 TOPIC = "plant/lyon/pump1/cmd"
 COMMAND = {"topic": TOPIC, "payload": {"setpoint": 21}}
 CLI = "from jupyter_iotcable.cli import main; raise SystemExit(main())"
+#: What bob is told, over REST, when he publishes to commands: the reason and the scope
+#: that would grant it (the service knows it; a user can ask the hub's admin for it).
+WRITE_REFUSED = (
+    "you may not publish to channel 'commands' "
+    "(a hub admin can grant it with the scope custom:iotcable:write:commands)"
+)
+#: ... and in a kernel and the CLI (a publish goes through a subscription the service
+#: refuses, so the reason names both), with the channels he may use.
+PUBLISH_REFUSED = (
+    "publish to 'plant/lyon/pump1/cmd' on channel 'commands' was refused: you may not "
+    "read or publish to channel 'commands' (a hub admin can grant reading with the scope "
+    "custom:iotcable:read:commands, publishing with custom:iotcable:write:commands). "
+    "The channels you may read or write are 'telemetry'."
+)
 
 
 def post(url: str, token: str, body: Any) -> tuple[int, Any]:
@@ -72,7 +86,7 @@ def test_rest_alice_reads_and_writes_commands_bob_only_reads_telemetry(
             assert (status, body) == (200, {"ok": True, "topic": TOPIC})
         else:
             assert status == 403
-            assert body == {"ok": False, "reason": "you may not publish to channel 'commands'"}
+            assert body == {"ok": False, "reason": WRITE_REFUSED}
 
 
 KERNEL_CODE = """
@@ -103,7 +117,7 @@ def test_kernel_connect_without_arguments_reaches_the_service(hub: Hub) -> None:
     bob = hub.kernel("bob").run_json(KERNEL_CODE)
     assert bob["channels"] == {"telemetry": [True, False]}
     assert bob["readings"] == ["plant/lyon/pump1/env"] * 3
-    assert "commands" in bob["publish"] and "you may not" in bob["publish"], bob["publish"]
+    assert bob["publish"] == f"PublishRefused: {PUBLISH_REFUSED}"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -129,7 +143,7 @@ def test_cli_as_bob_lists_telemetry_and_is_refused_commands(hub: Hub) -> None:
 
     refused = _cli("publish", "commands", '{"setpoint": 1}', "--topic", TOPIC, *options)
     assert refused.returncode == 1
-    assert "you may not" in refused.stderr and "commands" in refused.stderr, refused.stderr
+    assert refused.stderr == f"iotcable publish: error: {PUBLISH_REFUSED}\n", refused.stderr
 
     tail = _cli("tail", "telemetry", "--count", "2", "--format", "jsonl", *options)
     assert tail.returncode == 0, tail.stderr
@@ -220,3 +234,43 @@ def test_the_broker_sees_one_connection_from_the_service_for_both_users(hub: Hub
     # alice's and bob's servers (clients of the service) opened no broker connection.
     assert not [c for c in clients if c.startswith("jupyter-iotcable-")], clients
     assert sorted(clients) == ["iotcable-hub-service", "test-device"], clients
+
+
+def test_a_revoked_scope_closes_commands_on_bobs_open_connection(hub: Hub) -> None:
+    """The grant goes while bob's cable is open: commands closes on it, telemetry stays."""
+    import jupyter_iotcable as iot
+
+    token = hub.new_token("bob", "open connection")
+    publish_url = hub.service_url + "iotcable/api/channels/commands/publish"
+    hub.set_group(COMMANDERS, "bob", member=True)
+    try:
+        deadline = time.monotonic() + 30  # the service's cache of the hub's answer: 10 s
+        while post(publish_url, token, COMMAND)[0] != 200:
+            assert time.monotonic() < deadline, "the grant did not reach the service"
+            time.sleep(0.5)
+        with iot.connect(hub.service_url, token=token, timeout=30) as cable:
+            telemetry = cable.subscribe("telemetry")
+            commands = cable.subscribe("commands")
+            assert cable.publish("commands", {"setpoint": 23}, topic=TOPIC)
+
+            hub.set_group(COMMANDERS, "bob", member=False)
+            # Within the cache time and the service's re-check (5 s), the service drops
+            # commands and closes the connection; the cable resumes, commands is refused.
+            deadline = time.monotonic() + 60
+            while not commands.status.startswith("rejected"):
+                assert time.monotonic() < deadline, commands.status
+                time.sleep(0.5)
+            assert commands.status == (
+                "rejected: you may not read or publish to channel 'commands' (a hub admin "
+                "can grant reading with the scope custom:iotcable:read:commands, publishing "
+                "with custom:iotcable:write:commands)"
+            )
+            with pytest.raises(iot.PublishRefused) as refused:
+                cable.publish("commands", {"setpoint": 24}, topic=TOPIC)
+            assert str(refused.value) == PUBLISH_REFUSED
+            # The same cable still reads telemetry.
+            got = [r.topic for _, r in zip(range(3), telemetry.readings(timeout=15), strict=False)]
+            assert got == ["plant/lyon/pump1/env"] * 3
+            assert cable.state == "connected"
+    finally:
+        hub.set_group(COMMANDERS, "bob", member=False)

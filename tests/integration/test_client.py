@@ -323,7 +323,7 @@ CHANNELS = "The channels you may read or write are 'commands', 'numbers' and 'te
         (
             "secret",
             None,
-            "subscription to channel 'secret' was rejected: you may not read channel "
+            "subscription to channel 'secret' was rejected: you may not read or publish to channel "
             f"'secret'. {CHANNELS}",
         ),
         (
