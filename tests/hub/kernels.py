@@ -84,8 +84,11 @@ class RemoteKernel:
         )
         out: list[str] = []
         error: dict[str, Any] | None = None
+        replied = idle = False
         try:
-            while True:
+            # Outputs come on iopub, the reply on shell: they may cross. The kernel's
+            # 'idle' status on iopub comes after every output of the request.
+            while not (replied and idle):
                 raw = await ws.read_message()
                 if raw is None:
                     raise ConnectionError("the kernel's websocket closed")
@@ -98,7 +101,9 @@ class RemoteKernel:
                 elif kind == "error":
                     error = msg["content"]
                 elif kind == "execute_reply":
-                    break
+                    replied = True
+                elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                    idle = True
         finally:
             ws.close()
         if error is not None:
