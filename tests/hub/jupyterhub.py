@@ -11,10 +11,12 @@ created with ``useradd`` when missing and marked as ours in their GECOS field; a
 of that name that is not ours stops the tests rather than being used. They are removed
 at the end unless another test session still holds the shared lock.
 
-Their processes run as other users, so what they execute must be readable by them: the
-checkout's directories must be traversable (the set-up checks it and says what to do),
-and when the venv's Python is not reachable (a pyenv Python under ``/root``), a layered
-venv over Debian's Python of the same version reads the project's venv (``user_python``).
+Their processes run as other users, so what they execute must be reachable by them: the
+directories above the checkout and its venv that others cannot enter (a clone under
+``/root``, drwx------, as CI makes it) get o+x (enter, not list) for the session and
+their modes back when the last session ends (``open_traversal``); and when the venv's
+Python is still not reachable (a pyenv Python under ``/root``), a layered venv over
+Debian's Python of the same version reads the project's venv (``user_python``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ VENV = Path(sys.prefix)
 PROXY = VENV / "jupyterhub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
 MARK = "jupyter-iotcable test user"
 USERS_LOCK = Path(tempfile.gettempdir()) / "jupyter-iotcable-hub-users.lock"
+TRAVERSAL_STATE = Path(tempfile.gettempdir()) / "jupyter-iotcable-hub-traversal.json"
 SERVICE = "iotcable"
 SERVICE_USER = "iotcable"
 PEOPLE = ("alice", "bob")
@@ -140,14 +144,82 @@ def _others_can_enter(path: Path) -> Path | None:
     return None
 
 
-def check_reachable(path: Path) -> None:
-    blocked = _others_can_enter(path)
-    if blocked is not None:
-        raise HubSetupError(
-            f"{path} is not reachable by other OS users ({blocked} lacks o+x), and the hub "
-            "tests run servers as other users. Use a checkout under a traversable "
-            f"directory, or `chmod o+x {blocked}`."
-        )
+def _blocking(path: Path) -> list[Path]:
+    """Every directory from / to ``path`` that other users cannot traverse."""
+    blocked: list[Path] = []
+    current = Path("/")
+    for part in path.parts[1:]:
+        current = current / part
+        try:
+            mode = current.stat().st_mode
+        except OSError:
+            break
+        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+            blocked.append(current)
+    return blocked
+
+
+@contextlib.contextmanager
+def _traversal_state() -> Iterator[dict[str, int]]:
+    """The directories the sessions opened and their modes before, under an exclusive lock.
+
+    Root chmods what this file names, so it must be root's own: not a symlink, not
+    writable by others (it lives in the shared temporary directory).
+    """
+    fd = os.open(TRAVERSAL_STATE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise HubSetupError(
+                f"{TRAVERSAL_STATE} is not this user's own file (uid {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):o}); remove it and run the tests again"
+            )
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        text = os.read(fd, 1 << 20).decode()
+        state: dict[str, int] = json.loads(text) if text.strip() else {}
+        yield state
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(state).encode())
+    finally:
+        os.close(fd)
+
+
+def open_traversal(*paths: Path) -> list[Path]:
+    """Let other OS users *enter* (o+x, not list) the directories that keep them from
+    ``paths``: a checkout under ``/root`` (drwx------, as CI clones it) holds the venv
+    the users' servers and the service run. Each directory's mode before is recorded;
+    the last session restores it (:func:`close_traversal`, from ``UsersLock.release``).
+    """
+    opened: list[Path] = []
+    with _traversal_state() as state:
+        for directory in dict.fromkeys(d for path in paths for d in _blocking(path)):
+            mode = stat.S_IMODE(directory.stat().st_mode)
+            try:
+                directory.chmod(mode | stat.S_IXOTH)
+            except OSError as e:
+                raise HubSetupError(
+                    f"{directory} is not traversable by other OS users (no o+x) and could "
+                    f"not be made so ({e}); the hub tests run servers as other users: use a "
+                    "checkout under a traversable directory"
+                ) from e
+            state.setdefault(str(directory), mode)
+            opened.append(directory)
+    return opened
+
+
+def close_traversal() -> list[Path]:
+    """Give back the modes :func:`open_traversal` changed (unless changed since)."""
+    restored: list[Path] = []
+    with _traversal_state() as state:
+        for name, mode in state.items():
+            directory = Path(name)
+            with contextlib.suppress(OSError):
+                if stat.S_IMODE(directory.stat().st_mode) == mode | stat.S_IXOTH:
+                    directory.chmod(mode)
+                    restored.append(directory)
+        state.clear()
+    return restored
 
 
 def user_python(workdir: Path) -> str:
@@ -201,6 +273,8 @@ class TestHub:
     login_password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8))
     process: subprocess.Popen[bytes] | None = None
     python: str = ""
+    #: Directories made traversable for the session (o+x), restored at its end.
+    opened: list[Path] = field(default_factory=list)
 
     __test__ = False  # not a test class, whatever its name
 
@@ -323,7 +397,7 @@ class TestHub:
         self.workdir.chmod(0o755)
         for name in (*PEOPLE, SERVICE_USER):
             ensure_user(name)
-        check_reachable(ROOT)
+        self.opened = open_traversal(ROOT, VENV)
         self.python = user_python(self.workdir)
         config = self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IOTCABLE_", "JUPYTER"))}
@@ -442,6 +516,7 @@ class UsersLock:
             pass  # another session still uses the accounts
         else:
             remove_users((*PEOPLE, SERVICE_USER))
+            close_traversal()
         finally:
             self.file.close()
 
