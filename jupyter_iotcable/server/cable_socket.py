@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import struct
 import time
 from typing import Any
 
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..protocol import choose_subprotocol
@@ -28,6 +30,10 @@ from .publish import Refusal
 from .session import CableSession, wire_size
 
 __all__ = ["CableSocket"]
+
+# A server's text frame header: FIN + opcode 1, then the unmasked payload length.
+_HEADER16 = struct.Struct("!BBH")
+_HEADER64 = struct.Struct("!BBQ")
 
 UNSUPPORTED = (
     "unsupported subprotocol; offer iotcable-v1-json, actioncable-v1-ext-json "
@@ -134,16 +140,10 @@ class CableSocket(WebSocketHandler):
             return
         frames = session.data_to_send()
         if frames:
-            size = 0
-            future = None
-            for frame in frames:
-                try:
-                    future = self.write_message(frame)
-                except WebSocketClosedError:
-                    return
-                size += wire_size(frame)
-            # The stream completes its writes in order: the last one done, all are.
-            assert future is not None
+            try:
+                future, size = self._write_frames(frames)
+            except (WebSocketClosedError, StreamClosedError):
+                return
             future.add_done_callback(functools.partial(self._written, size))
         if session.drop:
             connection = self.ws_connection
@@ -151,6 +151,40 @@ class CableSocket(WebSocketHandler):
                 connection.stream.close()
         elif session.close_code is not None:
             self.close(session.close_code, session.close_reason)
+
+    def _write_frames(self, frames: list[str | bytes]) -> tuple[asyncio.Future[None], int]:
+        """Write text frames in one go; the future completes when the socket took them.
+
+        Tornado's ``write_message`` costs a task per frame (it wraps the stream's future
+        to translate its error); a server frame is only a header and the payload (no mask,
+        no compression here), so the frames are framed here and written to the stream at
+        once: one write and one future per pump, whatever the number of frames.
+        """
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            raise WebSocketClosedError()
+        stream = getattr(connection, "stream", None)
+        if stream is None or getattr(connection, "_compressor", None) is not None:
+            # Not the plain server protocol this was written for: tornado's own way.
+            size, last = 0, None
+            for frame in frames:
+                last = self.write_message(frame)
+                size += wire_size(frame)
+            assert last is not None
+            return last, size
+        parts: list[bytes] = []
+        for frame in frames:
+            data = frame if isinstance(frame, bytes) else frame.encode()
+            n = len(data)
+            if n < 126:
+                parts.append(bytes((0x81, n)))
+            elif n < 1 << 16:
+                parts.append(_HEADER16.pack(0x81, 126, n))
+            else:
+                parts.append(_HEADER64.pack(0x81, 127, n))
+            parts.append(data)
+        wire = b"".join(parts)
+        return stream.write(wire), len(wire)
 
     def _written(self, size: int, future: asyncio.Future[None]) -> None:
         if not future.cancelled():
