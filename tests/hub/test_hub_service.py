@@ -225,15 +225,39 @@ def _connected_clients(log: str) -> dict[str, str]:
     return clients
 
 
+HOLD = """
+import json
+import jupyter_iotcable as iot
+held = iot.connect()
+held_sub = held.subscribe("telemetry")
+print(json.dumps([r.topic for _, r in zip(range(2), held_sub.readings(timeout=15))]))
+"""
+
+
 def test_the_broker_sees_one_connection_from_the_service_for_both_users(hub: Hub) -> None:
-    hub.kernel("alice").run_json(KERNEL_CODE)
-    hub.kernel("bob").run_json(KERNEL_CODE)
-    clients = _connected_clients(hub.mosquitto.log_path.read_text())
-    service = [c for c in clients if c == "iotcable-hub-service"]
-    assert service == ["iotcable-hub-service"]
-    # alice's and bob's servers (clients of the service) opened no broker connection.
-    assert not [c for c in clients if c.startswith("jupyter-iotcable-")], clients
-    assert sorted(clients) == ["iotcable-hub-service", "test-device"], clients
+    # alice and bob each hold a live telemetry subscription from their kernels, at once.
+    for user in ("alice", "bob"):
+        assert hub.kernel(user).run_json(HOLD) == ["plant/lyon/pump1/env"] * 2
+    try:
+        deadline = time.monotonic() + 30
+        while (status := hub.service_get("iotcable/api/status", hub.admin_token))["channels"][
+            "telemetry"
+        ]["subscribers"] != 2:
+            assert time.monotonic() < deadline, status["channels"]["telemetry"]
+            time.sleep(0.5)
+        log = hub.mosquitto.log_path.read_text()
+        clients = _connected_clients(log)
+        # The broker knows the service and the device: alice's and bob's servers (clients
+        # of the service) opened no broker connection...
+        assert sorted(clients) == ["iotcable-hub-service", "test-device"], clients
+        assert clients["iotcable-hub-service"] == "iotcable-service"
+        # ...and the service connected once for the whole session: every user, test and
+        # reconnecting cable of the run went through that one connection.
+        connects = re.findall(r"New client connected from \S+ as iotcable-hub-service ", log)
+        assert len(connects) == 1, connects
+    finally:
+        for user in ("alice", "bob"):
+            hub.kernel(user).run("held.close()")
 
 
 def test_a_revoked_scope_closes_commands_on_bobs_open_connection(hub: Hub) -> None:
