@@ -280,7 +280,7 @@ class CableSession:
                 "read": can_read,
                 "write": can_write,
                 "stream_id": channel.name,
-                "epoch": self.engine.epoch,
+                "epoch": self.engine.hub.streams[channel.name].epoch,
             },
         )
         if event.history is not None:

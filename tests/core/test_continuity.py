@@ -236,3 +236,13 @@ def test_the_client_names_a_new_server_run_a_restart_and_a_continuation_a_loss()
     assert continuity_lost(gap("a1.2", "a1.3"))
     assert not continuity_lost(gap("a1", "b7")), "another run: the server restarted"
     assert not continuity_lost(GapReported("i", "telemetry", "r", False, 3, 9, "a1.2"))
+
+
+def test_a_confirm_names_the_streams_current_epoch() -> None:
+    eng = engine()
+    outage(eng, session_present=False)
+    client = Client(eng)
+    client.open()
+    client.take()
+    confirm = client.subscribe(TELEMETRY)
+    assert confirm["meta"]["epoch"] == f"{eng.epoch}.2"
