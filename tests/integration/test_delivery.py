@@ -2,6 +2,10 @@
 
 Sequence numbers in the payloads are the ground truth: every reading published must
 arrive exactly once and in order, or be covered by a gap the server reported.
+
+The policies (history, resume, eviction, conflation, slow consumers, history storms)
+are tested in memory against the sans-I/O session in tests/core/test_session.py; here
+each path runs once end to end, through tornado's sockets and a real mosquitto.
 """
 
 from __future__ import annotations
@@ -264,7 +268,9 @@ async def test_server_memory_stays_bounded_for_a_client_that_never_reads(
     numbers = make_identifier("numbers")
     await watcher.subscribe(numbers)
 
-    total = 100_000
+    # Were the sleeper's frames (about 1 KB each) kept, 40k readings would pass every
+    # bound below: the outbox and tornado's buffer at once, the process's 32 MiB soon after.
+    total = 40_000
     topics = 2_000
     bound = iotcable.outbox_bytes
     peaks: list[int] = []
@@ -386,89 +392,6 @@ async def test_server_restart_old_epoch_is_gone(tmp_path: Path, mosquitto: Mosqu
         server.stop()
 
 
-def is_rows(identifier: str) -> Any:
-    return lambda m: m.get("identifier") == identifier and ("offset" in m or "batch" in m)
-
-
-async def test_history_storm_from_a_client_that_never_reads_stays_within_the_bound(
-    cable: CableFactory,
-    mosquitto: Mosquitto,
-    engine: CableEngine,
-    iotcable: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    quiet_packet_log(caplog)
-    bound = iotcable.outbox_bytes
-    kept = 2_000
-    pad = "x" * 500
-    publish_all(
-        mosquitto, [("plant/a/b/env", json.dumps({"seq": i, "pad": pad})) for i in range(kept)]
-    )
-    await ingested(engine, "telemetry", kept)  # every answer below is about 1.3 MB of frames
-    sleeper = await cable(EXT, welcome=False)
-    sid = (await sleeper.recv())["sid"]
-    telemetry = make_identifier("telemetry")
-    await sleeper.subscribe(telemetry)
-    handler = handler_of(engine, sid)
-    # Small socket buffers, as over a slow link: the kernel cannot swallow an answer.
-    shrink_socket_buffers(sleeper, handler)
-    watcher = await cable()
-    numbers = make_identifier("numbers")
-    await watcher.subscribe(numbers)
-    rss_before = rss()
-    peaks = {"unsent": 0, "outbox": 0, "rss": 0}
-
-    def watch() -> None:
-        assert handler.session is not None
-        peaks["unsent"] = max(peaks["unsent"], unsent_bytes(handler))
-        peaks["outbox"] = max(peaks["outbox"], handler.session.outbox.used)
-        peaks["rss"] = max(peaks["rss"], rss() - rss_before)
-
-    # From here on nobody reads the sleeper, which asks for the whole ring again and again.
-    requests = 200
-    history = {"streams": {"telemetry": {"epoch": engine.epoch, "offset": 0}}}
-    for _ in range(requests):
-        await sleeper.send({"command": "history", "identifier": telemetry, "history": history})
-        await asyncio.sleep(0)
-        watch()
-    # Meanwhile another client keeps receiving: every live reading arrives or is counted.
-    live = 2_000
-    publishing = asyncio.get_running_loop().run_in_executor(
-        None, publish_all, mosquitto, [("num/w", str(i)) for i in range(live)]
-    )
-    rows = dropped = 0
-    while rows + dropped < live:
-        msg = await watcher.recv_until(is_rows(numbers), timeout=60)
-        rows += len(msg["batch"])
-        dropped += msg.get("dropped", 0)
-        watch()
-    await publishing
-    assert rows + dropped == live
-    assert rows > 0
-    watch()
-    # Queued plus unflushed bytes, tornado's own buffer, and the whole process: bounded.
-    assert peaks["outbox"] <= 2 * bound, peaks
-    assert peaks["unsent"] <= 2 * bound, peaks
-    assert peaks["rss"] <= 32 * 1024 * 1024, peaks
-
-    # Once the sleeper reads, every request has its answer and no row came twice.
-    frames = []
-    answers = 0
-    while answers < requests:
-        msg = await sleeper.recv_until(lambda m: m.get("identifier") == telemetry, timeout=60)
-        frames.append(msg)
-        answers += msg.get("type") in ("confirm_history", "reject_history")
-    offsets = [m["offset"] for m in frames if "offset" in m]
-    assert offsets == list(range(1, kept + 1)), "the ring once, in order"
-    confirmed = [m for m in frames if m.get("type") == "confirm_history"]
-    refused = [m for m in frames if m.get("type") == "reject_history"]
-    # One answer at a time: one sent, four waiting (answered with nothing new), the rest
-    # refused with a reason the client can act on.
-    assert len(confirmed) == 5
-    assert len(refused) == requests - 5
-    assert all("already waiting" in m["reason"] for m in refused)
-
-
 async def test_a_slow_reader_on_a_disconnect_channel_is_told_too_slow(
     cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
 ) -> None:
@@ -492,7 +415,7 @@ async def test_a_slow_reader_on_a_disconnect_channel_is_told_too_slow(
     try:
         while (msg := await slow.recv(timeout=30)) is not None:
             frames.append(msg)
-            await asyncio.sleep(0.02)  # it reads, but far more slowly than readings come
+            await asyncio.sleep(0.005)  # it reads, but far more slowly than readings come
     finally:
         await publishing
     rows = [m for m in frames if m.get("identifier") == strict]
@@ -529,33 +452,6 @@ async def test_a_too_slow_client_that_reads_nothing_is_dropped_after_the_grace(
         frames.append(msg)
     assert frames and frames[-1].get("type") != "disconnect"
     assert stuck.ws.close_code is None
-
-
-async def test_a_conflating_client_is_told_how_many_readings_it_missed(
-    cable: CableFactory, mosquitto: Mosquitto, engine: CableEngine
-) -> None:
-    sleeper = await cable(EXT)
-    numbers = make_identifier("numbers")
-    await sleeper.subscribe(numbers)
-    total, topics = 30_000, 20
-    # Nobody reads the sleeper while the readings come in.
-    await asyncio.get_running_loop().run_in_executor(
-        None, publish_all, mosquitto, [(f"num/t{i % topics}", str(i)) for i in range(total)]
-    )
-    await ingested(engine, "numbers", total)
-    rows: list[dict[str, Any]] = []
-    dropped = 0
-    while not rows or rows[-1]["offset"] < total:
-        msg = await sleeper.recv_until(is_rows(numbers), timeout=30)
-        rows.append(msg)
-        dropped += msg.get("dropped", 0)
-    offsets = [m["offset"] for m in rows]
-    assert offsets == sorted(set(offsets)), "in order, none twice"
-    assert dropped > 0, "the client fell behind"
-    assert len(rows) + dropped == total, "every reading arrived or was counted"
-    # The latest reading of every topic survives conflation.
-    latest = {m["message"]["topic"]: m["message"]["payload"] for m in rows}
-    assert latest == {f"num/t{t}": float(total - topics + t) for t in range(topics)}
 
 
 async def test_history_after_the_resume_hold_never_repeats_a_row(
