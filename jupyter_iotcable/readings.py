@@ -253,7 +253,7 @@ def _decode_json(decoder: Decoder, topic: str, payload: bytes, received_at: floa
         reason = str(exc).partition(":")[0]
         error = f"payload is not usable JSON ({reason}); format 'json' expects one JSON value"
         return _failed(topic, payload, received_at, error)
-    if depth_problem(value, text) is not None:
+    if depth_problem(value, payload) is not None:
         return _failed(topic, payload, received_at, _TOO_DEEP)
     time_field = decoder.time_field
     if time_field is None:

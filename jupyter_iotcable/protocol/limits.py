@@ -29,8 +29,11 @@ Standard library only.
 
 from __future__ import annotations
 
+import re
 import sys
+from array import array
 from collections.abc import Iterable
+from itertools import accumulate
 
 __all__ = [
     "DEFAULT_MAX_READING_BYTES",
@@ -106,20 +109,50 @@ def nesting_depth(value: object, stop_after: int = MAX_DEPTH) -> int:
     return deepest
 
 
+# A JSON string (escapes included): brackets inside one are text, not structure.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_AS_PARENS = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_AS_SIGNS = bytes.maketrans(b"()", b"\x01\xff")  # +1 and -1 as signed bytes
+
+
+def text_depth(text: bytes) -> int:
+    """How deep the JSON ``text`` (known to decode) nests arrays and objects.
+
+    Works on the text's brackets alone, at C speed: strings removed, brackets kept; a few
+    passes each remove every innermost ``()`` pair (one level of nesting: a megabyte of
+    ``[{},{},...]`` is gone after two), and what remains is counted as the running sum
+    of its brackets. Linear in the text, where walking the decoded value took 900 ms for
+    that megabyte.
+    """
+    if b'"' in text:
+        text = _STRING.sub(b"", text)
+    brackets = text.translate(_AS_PARENS, _NOT_BRACKETS)
+    passes = 0
+    while brackets and passes < 4:
+        shorter = brackets.replace(b"()", b"")
+        if len(shorter) == len(brackets):  # unbalanced: not JSON that decoded
+            break
+        brackets = shorter
+        passes += 1
+    if not brackets:
+        return passes
+    return passes + max(0, *accumulate(array("b", brackets.translate(_AS_SIGNS))))
+
+
 def depth_problem(value: object, text: str | bytes | None = None) -> str | None:
     """Why a decoded payload nests too deeply (over :data:`MAX_DEPTH`), or None.
 
-    ``text``, the JSON it was decoded from, spares the walk when it holds too few brackets
-    to nest that deep (nearly always).
+    ``text``, the JSON it was decoded from, spares the walk over the value: nearly always
+    it holds too few brackets to nest that deep, else its brackets tell the depth.
     """
     if text is not None:
-        if isinstance(text, str):
-            opened = text.count("[") + text.count("{")
-        else:
-            opened = text.count(b"[") + text.count(b"{")
-        if opened <= MAX_DEPTH:
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
             return None
-    depth = nesting_depth(value)
+        depth = text_depth(data)
+    else:
+        depth = nesting_depth(value)
     if depth <= MAX_DEPTH:
         return None
     return f"it nests arrays or objects more than {MAX_DEPTH} deep"

@@ -31,6 +31,7 @@ from jupyter_iotcable.protocol.limits import (
     depth_problem,
     nesting_depth,
     number_problem,
+    text_depth,
     typescript,
 )
 from jupyter_iotcable.readings import make_decoder
@@ -306,6 +307,22 @@ def test_any_bytes_a_device_sends_are_a_row_every_client_reads(payload: bytes, f
     _payload, error = _row_is_readable(hub)
     if len(payload) > 200:
         assert error is not None and "max_reading_bytes" in error
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, depth=st.integers(0, 130), as_object=st.booleans())
+def test_the_depth_read_from_the_text_is_the_depth_of_the_value(
+    value: object, depth: int, as_object: bool
+) -> None:
+    value = _deep(value, depth, as_object)
+    text = json.dumps(value).encode()  # ensure_ascii: brackets and quotes in strings stay
+    assert text_depth(text) == nesting_depth(value, stop_after=10_000)
+
+
+def test_the_depth_of_a_megabyte_of_nesting_is_read_from_its_brackets() -> None:
+    text = b"[" + b",".join([b"[" * 100 + b'"]]{"' + b"]" * 100] * 5000) + b"]"
+    assert text_depth(text) == 101
+    assert text_depth(b"[" + b"{}," * 300_000 + b"{}]") == 2
 
 
 def _numbers(value: object) -> list[int | float]:
