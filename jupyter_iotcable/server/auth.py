@@ -68,6 +68,9 @@ class KernelToken:
         return "KernelToken(***)"
 
 
+_NOTHING: frozenset[str] = frozenset()
+
+
 def request_token(request: HTTPServerRequest) -> str | None:
     """The token a request carries: ``Authorization: token X`` or ``?token=X``."""
     match = TOKEN_HEADER.match(request.headers.get("Authorization", ""))
@@ -189,5 +192,6 @@ def identity_of(
     groups.update(g for g, members in configured_groups.items() if username in members)
     # A kernel-token request carries the owner's model as last seen, whose scopes are
     # those of another credential: only a request's own scopes count.
-    scopes = hub_scopes(user) if under_hub and not via_kernel_token else frozenset()
-    return Identity(username, frozenset(groups), via_kernel_token, scopes)
+    scopes = hub_scopes(user) if under_hub and not via_kernel_token else _NOTHING
+    # Every connection keeps its identity: the common empty sets are shared.
+    return Identity(username, frozenset(groups) if groups else _NOTHING, via_kernel_token, scopes)

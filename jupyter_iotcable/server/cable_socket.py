@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import secrets
 import struct
 import time
 from typing import Any
 
+from tornado.httputil import HTTPHeaders
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -30,6 +32,8 @@ from .publish import Refusal
 from .session import CableSession, wire_size
 
 __all__ = ["CableSocket"]
+
+log = logging.getLogger("jupyter_iotcable.server")
 
 # A server's text frame header: FIN + opcode 1, then the unmasked payload length.
 _HEADER16 = struct.Struct("!BBH")
@@ -51,6 +55,7 @@ class CableSocket(WebSocketHandler):
 
     def initialize(self, engine: CableEngine) -> None:
         self.engine = engine
+        self._pinged_at = self._pong_at = 0.0
         self._wake_handle: asyncio.Handle | None = None
         self._wake_when = 0.0
         self._drained: asyncio.Future[None] | None = None
@@ -73,8 +78,49 @@ class CableSocket(WebSocketHandler):
     def get_compression_options(self) -> dict[str, Any] | None:
         return None
 
+    # -- keepalive --------------------------------------------------------------------
+
+    #: Seconds between websocket pings, and without a pong after which the socket is
+    #: closed (a peer gone without a word: VPNs, suspended laptops).
+    keepalive_interval = 30.0
+    keepalive_timeout = 90.0
+
+    @property
+    def ping_interval(self) -> float:
+        # No pinger per connection (tornado's is a task, Jupyter's a timer, each ~1 KiB):
+        # the engine's heartbeat calls keepalive() on every connection instead.
+        return 0
+
+    def keepalive(self, now: float) -> None:
+        """Ping the client every ``keepalive_interval``; close when it stopped answering."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            return
+        pinged_at = self._pinged_at
+        if now - pinged_at < self.keepalive_interval:
+            return
+        # A late heartbeat (a suspended machine) is no reason to give up on the client.
+        if now - pinged_at < 2 * self.keepalive_interval and (
+            now - self._pong_at > self.keepalive_timeout
+        ):
+            log.warning("iotcable: no pong for %.0f s: closing the connection", now - self._pong_at)
+            self.close()
+            return
+        try:
+            self.ping(b"")
+        except WebSocketClosedError:
+            return
+        self._pinged_at = now
+
+    def on_pong(self, data: bytes) -> None:
+        self._pong_at = time.time()
+
+    # -- opening ----------------------------------------------------------------------
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
+        self._forget_handshake()
+        self._pinged_at = self._pong_at = time.time()
         choice = choose_subprotocol(self._offered or [])
         if choice is None:
             self.close(1002, UNSUPPORTED)
@@ -86,6 +132,12 @@ class CableSocket(WebSocketHandler):
         self.session = session
         session.open(now, resume=self.get_query_argument("sid", None))
         self._pump()
+
+    def _forget_handshake(self) -> None:
+        """Let go of what the 101 answer needed (sent by now): its headers and the login
+        cookie Jupyter set on it. A connection lives for hours; this is ~2 KiB of each."""
+        self._headers = HTTPHeaders()
+        self.__dict__.pop("_new_cookie", None)
 
     # -- from the client --------------------------------------------------------------
 

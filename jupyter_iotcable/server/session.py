@@ -67,6 +67,8 @@ from .codec import ORJSON_CODEC
 from .limits import TokenBucket
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..protocol import BrokerState
     from .access import Access
     from .config import ChannelConfig
@@ -85,6 +87,9 @@ class Transport(Protocol):
     def wake(self, delay: float) -> None:
         """Call :meth:`CableSession.advance` within ``delay`` seconds, then write
         :meth:`CableSession.data_to_send` (an earlier wake-up wins)."""
+
+    # Optional: ``keepalive(now)``, called on the engine's heartbeat (every
+    # ``ping_interval``) for the transport's own liveness check (websocket ping/pong).
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +140,9 @@ class CableSession:
         self.outbox = Outbox(settings.outbox_bytes, wake=self._rows_queued)
         self.bucket = TokenBucket(settings.publish_rate, settings.publish_burst, now)
         self.grants: dict[str, Grant] = {}
-        self.replaying: set[str] = set()  # identifiers whose history is being sent
+        # Identifiers whose history is being sent (a dict: an empty one is a third of an
+        # empty set, and most connections never ask for history).
+        self.replaying: dict[str, None] = {}
         self.closing = False  # no more data or answers: saying goodbye, or closed
         self.closed = False
         #: Set when the socket must be closed (after writing what is to send).
@@ -148,6 +155,8 @@ class CableSession:
         self._holds: dict[Subscriber, float] = {}  # resumed subscriptions: release time
         self._goodbye_at: float | None = None  # too_slow: drop the socket at this time
         self._woken = False  # an immediate advance() was asked of the transport
+        # The transport's own liveness check (websocket ping/pong), on the engine's beat.
+        self._keepalive: Callable[[float], None] | None = getattr(transport, "keepalive", None)
 
     # -- opening ------------------------------------------------------------------------
 
@@ -269,6 +278,26 @@ class CableSession:
             return
         can_read = read_refused is None
         self._grant(identifier, ref, channel, can_read, can_write)
+        if not self.conn.subprotocol.batched:
+            # Only iotcable-v1-json confirms carry meta: the others need none kept.
+            self.conn.confirm_subscription(identifier, {})
+        else:
+            self._confirm(identifier, ref, channel, can_read, can_write)
+        if event.history is not None:
+            if read_refused is not None:
+                self.conn.reject_history(identifier, read_refused)
+            else:
+                self._history(identifier, event.history, now)
+
+    def _confirm(
+        self,
+        identifier: str,
+        ref: ChannelRef,
+        channel: ChannelConfig,
+        can_read: bool,
+        can_write: bool,
+    ) -> None:
+        """The iotcable confirm: what a client needs to know about the channel."""
         self.conn.confirm_subscription(
             identifier,
             {
@@ -283,11 +312,6 @@ class CableSession:
                 "epoch": self.engine.hub.streams[channel.name].epoch,
             },
         )
-        if event.history is not None:
-            if read_refused is not None:
-                self.conn.reject_history(identifier, read_refused)
-            else:
-                self._history(identifier, event.history, now)
 
     def _topics_seen(
         self, stream_id: str, topic_filter: str | None, can_read: bool
@@ -352,7 +376,7 @@ class CableSession:
         return grant
 
     def _unsubscribe(self, identifier: str) -> None:
-        self.replaying.discard(identifier)
+        self.replaying.pop(identifier, None)
         grant = self.grants.pop(identifier, None)
         if grant is not None and grant.sub is not None:
             self._holds.pop(grant.sub, None)
@@ -421,7 +445,7 @@ class CableSession:
         sub.held = False  # the client said where it is: the resume hold has done its job
         self._holds.pop(sub, None)
         self.engine.hub.replay(sub, request, now)
-        self.replaying.add(identifier)
+        self.replaying[identifier] = None
         self._wake(0)
 
     def _advance_replays(self, budget: int, now: float) -> None:
@@ -443,7 +467,7 @@ class CableSession:
         assert sub.replay is not None
         gap, stream = sub.replay.gap, sub.stream
         sub.replay = None
-        self.replaying.discard(identifier)
+        self.replaying.pop(identifier, None)
         if gap is None:
             self.conn.confirm_history(identifier)
         else:
@@ -588,6 +612,8 @@ class CableSession:
 
     def ping(self, now: float) -> None:
         """The ActionCable ping (every ``ping_interval``)."""
+        if self._keepalive is not None:
+            self._keepalive(now)
         if self.closing:
             return
         # Queued behind a backlog a ping tells nothing new, and would grow it forever for

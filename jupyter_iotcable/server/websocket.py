@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.base.websocket import WS_PING_INTERVAL, WebSocketMixin
 from tornado import web
 
 from .base import IoTCableAuthMixin
@@ -27,6 +27,22 @@ __all__ = ["CableHandler"]
 
 class CableHandler(WebSocketMixin, IoTCableAuthMixin, JupyterHandler, CableSocket):  # type: ignore[misc]
     engine: CableEngine
+
+    # Jupyter's websocket keepalive settings (milliseconds), applied by the engine's
+    # heartbeat (CableSocket.keepalive) rather than by a timer per connection.
+    ping_interval = CableSocket.ping_interval
+    on_pong = CableSocket.on_pong
+
+    @property
+    def keepalive_interval(self) -> float:  # type: ignore[override]
+        interval: float = self.settings.get("ws_ping_interval", WS_PING_INTERVAL) / 1000
+        return interval if interval > 0 else float("inf")
+
+    @property
+    def keepalive_timeout(self) -> float:  # type: ignore[override]
+        interval = self.settings.get("ws_ping_interval", WS_PING_INTERVAL)
+        timeout: float = self.settings.get("ws_ping_timeout", max(3 * interval, WS_PING_INTERVAL))
+        return timeout / 1000
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
