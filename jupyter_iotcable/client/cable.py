@@ -184,6 +184,13 @@ class Cable:
         timeout: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
+        if max_message_size < DEFAULT_MAX_MESSAGE_SIZE:
+            # A frame the server may send and the socket refuses would close it with 1009,
+            # and again after each reconnect (the resume sends the same reading).
+            raise ValueError(
+                f"max_message_size must be at least {DEFAULT_MAX_MESSAGE_SIZE:,} bytes, the "
+                f"largest frame the server sends; got {max_message_size:,}"
+            )
         self.endpoint = endpoint
         self.timeout = timeout
         self._closing = False

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jupyter_iotcable.client.cable import Cable
 from jupyter_iotcable.client.codec import FRAME_CODEC
+from jupyter_iotcable.client.discovery import Endpoint
 from jupyter_iotcable.client.errors import InvalidPayload
 from jupyter_iotcable.client.payloads import publishable
 from jupyter_iotcable.hub import ChannelSpec, Hub, Outbox
@@ -342,3 +344,15 @@ def _is_text(value: object) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def test_a_client_cannot_be_made_to_refuse_frames_the_server_may_send() -> None:
+    """A smaller frame limit would close the socket with 1009 on a large reading, and
+    again after every reconnect: the client refuses it up front."""
+    endpoint = Endpoint("http://127.0.0.1:9/", "token", "test")
+    with pytest.raises(ValueError, match="max_message_size") as caught:
+        Cable(endpoint, max_message_size=1 << 20)
+    assert str(caught.value) == (
+        "max_message_size must be at least 16,777,216 bytes, the largest frame the server "
+        "sends; got 1,048,576"
+    )
