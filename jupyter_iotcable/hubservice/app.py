@@ -11,7 +11,8 @@ metrics, protocol), configured with the same ``c.IoTCableApp`` keys. What differ
   hub's OAuth cookie for this service), which admits only holders of
   ``access:services!service=NAME``. The hub's answer is cached ``HubOAuth.cache_max_age``
   seconds (10 here, JupyterHub's default is 300), so group and scope changes reach a new
-  connection or request within that time;
+  connection or request within that time, and an open websocket within that time plus
+  its re-check interval (``handlers.ServiceCableHandler``, ``access.HubAccess``);
 - **authorization**: the Authorizer allows the ``iotcable`` resource only (nothing else
   exists here anyway), and each channel accepts, besides its ``user:``/``group:``
   principals (hub users and groups), the holders of ``custom:iotcable:read:NAME`` /

@@ -8,7 +8,8 @@ serves the channels answers it in their own terms:
 - inside a Jupyter server, :class:`PrincipalAccess`: the server's Authorizer decisions
   (resource ``iotcable``, actions ``read``/``write``, asked once by the handler) and each
   channel's principals (``*``, ``user:NAME``, ``group:NAME``);
-- as a JupyterHub service (issue 13), the hub's users, groups and custom scopes.
+- as a JupyterHub service (issue 13), the hub's users, groups and custom scopes,
+  looked up again while a connection is open (``hubservice/access.py``, ``HubAccess``).
 
 No jupyter_server here (a test enforces it), so the same engine runs outside Jupyter.
 """
