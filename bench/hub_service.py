@@ -15,7 +15,9 @@ subscribers of ``telemetry``, R readings/s published to it, for ``--warmup`` +
   (as scripts outside the hub may), so the service's CPU per delivered reading is its own;
 - **relay**: the subscribers connect to bob's server (``/user/bob/iotcable/cable`` through
   the hub's proxy), which relays each socket to the service (how the sidebar, kernels and
-  the CLI reach it); the CPU of bob's server and of the proxy is printed as well.
+  the CLI reach it); the CPU of bob's server and of the proxy is printed as well;
+- **server** (``--path server`` or ``all``): the same relay at bob's server's own port,
+  without the hub's proxy in front (to tell the proxy's share from the relay's).
 
 Printed: latency p50/p99, delivery exactly once, microseconds of service CPU per
 delivered reading and what that makes on one core (deliveries per second at 100 % of a
@@ -125,6 +127,13 @@ def _pids(hub: Hub, needle: str) -> list[int]:
     ]
 
 
+def _listening_port(pid: int) -> int:
+    for conn in psutil.Process(pid).net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN:
+            return int(conn.laddr.port)
+    raise RuntimeError(f"process {pid} listens on no TCP port")
+
+
 def _user_server_pid(user: str) -> int:
     for p in psutil.process_iter(["username", "cmdline"]):
         if p.info["username"] == user and "jupyterhub.singleuser" in " ".join(
@@ -139,7 +148,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scenario", action="append", type=Scenario.parse)
-    parser.add_argument("--path", choices=("service", "relay", "both"), default="both")
+    parser.add_argument(
+        "--path",
+        choices=("service", "relay", "server", "both", "all"),
+        default="both",
+        help="service: straight to it; relay: bob's server through the hub's proxy; server: "
+        "bob's server's own port, no proxy; both: service and relay (default); all: the three",
+    )
     parser.add_argument("--protocol", choices=("plain", "iotcable"), default="iotcable")
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -150,7 +165,9 @@ def main() -> None:
         raise SystemExit("run as root: the test hub creates OS users (see tests/hub)")
     scenarios = args.scenario or [Scenario.parse(s) for s in SCENARIOS]
     protocol = PROTOCOLS[args.protocol]
-    paths = ["service", "relay"] if args.path == "both" else [args.path]
+    paths = {"both": ["service", "relay"], "all": ["service", "relay", "server"]}.get(
+        args.path, [args.path]
+    )
 
     node = ensure_node_deps()
     print(f"jupyter-iotcable hub-service bench at {git_revision()}", flush=True)
@@ -191,6 +208,11 @@ def main() -> None:
                     "headers": headers,
                     "topic": TOPIC,
                 },
+                "server": {
+                    "url": f"ws://127.0.0.1:{_listening_port(bob_pid)}/user/bob/iotcable/cable",
+                    "headers": headers,
+                    "topic": TOPIC,
+                },
             }
             assert broker.process is not None and floor_broker.process is not None
             for scenario in scenarios:
@@ -206,7 +228,7 @@ def main() -> None:
                 )
                 report(str(scenario), "floor", floor_run, {}, results)
                 for path in paths:
-                    others = [bob_pid, *proxy_pids] if path == "relay" else []
+                    others = [bob_pid, *proxy_pids] if path != "service" else []
                     before = {pid: cpu_seconds(pid) for pid in others}
                     started = time.monotonic()
                     run = run_once(
@@ -222,10 +244,10 @@ def main() -> None:
                     spent = time.monotonic() - started
                     extra = {
                         "bob_server_cpu": cpu_seconds(bob_pid) - before[bob_pid]
-                        if path == "relay"
+                        if path != "service"
                         else None,
                         "proxy_cpu": sum(cpu_seconds(p) - before[p] for p in proxy_pids)
-                        if path == "relay"
+                        if path != "service"
                         else None,
                         "outer_wall": spent,
                     }
