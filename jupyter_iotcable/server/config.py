@@ -39,7 +39,8 @@ CHANNEL_KEYS = {
     "max_reading_bytes": "largest payload, in bytes as received and as the JSON it is sent as; "
     "a larger reading is kept and sent flagged (its error says its size), without its payload "
     f"(default {DEFAULT_MAX_READING_BYTES:,}, at most {MAX_READING_BYTES:,} so that a reading "
-    "always fits the clients' frame cap)",
+    "always fits the clients' frame cap). While a JSON payload is decoded it briefly takes "
+    "up to about 25 times its size in memory (a megabyte of [{},{},...] is 350,000 dicts)",
     "policy": "slow consumers: 'conflate' (keep latest per topic) or 'disconnect'",
     "description": "one line shown in the channel list",
     "units": "units of payload fields, shown on charts, e.g. {'temperature': '°C'}",

@@ -108,6 +108,63 @@ EDGE: dict[str, bytes] = {
 
 SUBPROTOCOLS = (Subprotocol.IOTCABLE, Subprotocol.EXT)
 
+_FRAGMENTS = [
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b'"a":',
+    b",",
+    b"1",
+    b"-0.0",
+    b"1e308",
+    b"1e400",
+    b"9" * 400,
+    b'"x"',
+    b"null",
+    b"true",
+    b'"\\ud800"',
+    b'"\\u0000"',
+    b"\xff",
+    "\u00e9\ufffe".encode(),
+    b"\xef\xbb\xbf",
+    b"[" * 120,
+    b"]" * 120,
+    b"NaN",
+    b" ",
+    b'"\\"]',
+    b"9007199254740993",
+]
+
+
+def _random_json(rng: random.Random, depth: int) -> object:
+    if depth <= 0 or rng.random() < 0.25:
+        return rng.choice(
+            [0, -1, 2**53 + 1, 10**300, 1.5e308, 5e-324, "[{", "\u2028", "a" * 50, None, True]
+        )
+    if rng.random() < 0.5:
+        return [_random_json(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    return {f"k{i}]": _random_json(rng, depth - 1) for i in range(rng.randint(0, 3))}
+
+
+def random_payloads(rng: random.Random, count: int) -> dict[str, bytes]:
+    """Seeded payloads: fragments glued at random (mostly not JSON, some poison) and random
+    JSON nested up to MAX_DEPTH + 10 (some too deep). Whether each is flagged is for the
+    server to say: the clients must agree with it and with each other."""
+    payloads: dict[str, bytes] = {}
+    for i in range(count):
+        if i % 2:
+            pieces = rng.choices(_FRAGMENTS, k=rng.randint(1, 10))
+            payloads[f"random fragments {i}"] = b"".join(pieces)
+        else:
+            value: object = _random_json(rng, rng.randint(0, 6))
+            for _ in range(rng.choice([0, 0, MAX_DEPTH - 3, MAX_DEPTH + 2])):
+                value = [value]
+            payloads[f"random json {i}"] = json.dumps(
+                value, ensure_ascii=rng.random() < 0.5
+            ).encode()
+    return payloads
+
 
 @dataclass
 class RawClient(Client):
@@ -209,7 +266,10 @@ def check_delivery(run: ServerRun, rows: list[list[Any]]) -> None:
         run.readings, rows, strict=True
     ):
         assert got_topic == topic
-        if name in POISON:
+        if name.startswith("random"):  # the server says which are poison
+            if error is None:
+                assert got_payload == as_json(json.loads(payload.decode("utf-8-sig"))), name
+        elif name in POISON:
             assert error is not None, name
         else:
             assert error is None, (name, error)
@@ -220,7 +280,7 @@ def check_delivery(run: ServerRun, rows: list[list[Any]]) -> None:
 def cases_for_typescript() -> dict[str, Any]:
     """Frames and Python's rows for labextension/test/hostile.test.ts."""
     rng = random.Random(12)
-    readings = mixed({**POISON, **EDGE}, rng)
+    readings = mixed({**POISON, **EDGE, **random_payloads(rng, 200)}, rng)
     runs = []
     for subprotocol in SUBPROTOCOLS:
         run = server_frames(readings, subprotocol)
@@ -235,7 +295,7 @@ def cases_for_typescript() -> dict[str, Any]:
                     "frames": texts,
                     "rows": rows,
                     "names": [name for name, _topic, _payload in run.readings],
-                    "poison": [name in POISON for name, _topic, _payload in run.readings],
+                    "poison": [row[3] is not None for row in rows],
                 }
             )
     return {"runs": runs, "max_depth": MAX_DEPTH}

@@ -49,6 +49,7 @@ from tests.core.hostile import (
     mixed,
     nested,
     python_rows,
+    random_payloads,
     server_frames,
 )
 from tests.core.sessions import bridge, engine
@@ -155,7 +156,8 @@ def test_the_client_refuses_to_publish_what_the_server_would_flag() -> None:
 
 @pytest.mark.parametrize("subprotocol", [Subprotocol.IOTCABLE, Subprotocol.EXT])
 def test_poison_among_good_readings_live_and_through_history(subprotocol: Subprotocol) -> None:
-    readings = mixed({**POISON, **EDGE}, random.Random(1))
+    rng = random.Random(1)
+    readings = mixed({**POISON, **EDGE, **random_payloads(rng, 100)}, rng)
     run = server_frames(readings, subprotocol)
     for texts in (run.live, run.history):
         for codec in (FRAME_CODEC, JSON_CODEC):
@@ -356,3 +358,46 @@ def test_a_client_cannot_be_made_to_refuse_frames_the_server_may_send() -> None:
         "max_message_size must be at least 16,777,216 bytes, the largest frame the server "
         "sends; got 1,048,576"
     )
+
+
+def test_a_row_that_cannot_be_encoded_costs_no_other_row_nor_the_history_cursor() -> None:
+    """The RecursionError-in-flush case: the payload is encoded once, when it comes, and a
+    failure there is a flagged row; live and history subscribers get every other row and
+    the history answer ends with confirm_history."""
+    eng = engine({"telemetry": {"topics": ["plant/+/+/env"], "read": ["*"]}})
+    encode = eng.hub._dumps
+
+    def dumps(value: object) -> bytes:
+        if value == {"poison": True}:
+            raise RecursionError("maximum recursion depth exceeded while encoding")
+        return encode(value)
+
+    eng.hub._dumps = dumps
+    identifier = make_identifier("telemetry")
+    live = RawClient(eng)
+    live.open()
+    live.subscribe(identifier)
+    live.take()
+    for i in range(40):
+        payload = {"poison": True} if i == 20 else {"seq": i}
+        assert bridge(eng).deliver("plant/a/b/env", json.dumps(payload))
+    live.advance()
+    later = RawClient(eng, sid="sid-2")
+    later.open()
+    history = {"streams": {"telemetry": {"epoch": eng.epoch, "offset": 0}}}
+    later.take()
+    later.send({"command": "subscribe", "identifier": identifier, "history": history})
+    later.advance()
+    frames = later.frames
+    assert frames[-1]["type"] == "confirm_history"
+    flagged = (
+        '"payload cannot be encoded as JSON (maximum recursion depth exceeded while '
+        'encoding); it is sent as null"'
+    )
+    assert all(any(flagged in t for t in c.texts) for c in (live, later))
+    for rows in (live.rows(identifier), later.rows(identifier)):
+        assert [r[0] for r in rows] == list(range(1, 41))
+        assert rows[20][3] is None
+        assert [r[3] for r in rows if r[3] is not None] == [
+            {"seq": i} for i in range(40) if i != 20
+        ]
