@@ -1,5 +1,5 @@
 // An @anycable/core client on the actioncable-v1-ext-json subprotocol, for
-// tests/integration/test_anycable_continuity.py: subscribes to CHANNEL (narrowed to TOPIC)
+// tests/integration/test_broker_crash.py: subscribes to CHANNEL (narrowed to TOPIC)
 // and prints one JSON line per thing it is told (connect, message with its meta, info).
 //
 //   node probe.mjs ws://HOST/iotcable/cable?token=T CHANNEL TOPIC
