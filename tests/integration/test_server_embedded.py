@@ -65,9 +65,14 @@ def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Li
             server.stop()
 
 
-def test_each_server_runs_its_own_broker_and_shows_it_in_status(
+def test_each_server_runs_its_own_broker_publishes_through_it_and_takes_it_along(
     servers: list[LiveServer], tmp_path: Path
 ) -> None:
+    """One pair of servers for the whole life of their brokers (starting a pair costs 15-20 s
+    on a shared machine): each its own broker, in status; a publish through each goes to
+    its own broker only; a killed server and a stopped one both take theirs along."""
+    one, two = servers
+    # -- each server runs its own broker and shows it in status
     brokers = [server.get("iotcable/api/status")["broker"] for server in servers]
     for broker in brokers:
         assert broker["embedded"] is True
@@ -86,17 +91,7 @@ def test_each_server_runs_its_own_broker_and_shows_it_in_status(
     # Each broker's work directory (its log) is a temporary one of its own.
     assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 2
 
-    for server in servers:
-        server.stop()
-    for pid in pids:
-        assert wait_gone(pid), f"the embedded broker {pid} outlived its server"
-    assert list((tmp_path / "tmp").glob("iotcable-broker-*")) == []
-
-
-def test_a_publish_goes_through_its_own_server_embedded_broker_only(
-    servers: list[LiveServer],
-) -> None:
-    one, two = servers
+    # -- a publish goes through its own server's embedded broker only
     with (
         iot.connect(one.url, token=one.token, timeout=30) as cable_one,
         iot.connect(two.url, token=two.token, timeout=30) as cable_two,
@@ -116,17 +111,15 @@ def test_a_publish_goes_through_its_own_server_embedded_broker_only(
             {"setpoint": 19.0},
         )
 
-
-def test_a_killed_server_takes_its_embedded_broker_with_it(
-    servers: list[LiveServer], tmp_path: Path
-) -> None:
-    """SIGKILL runs no cleanup in the server: the broker sees its stdin close, exits, and
-    removes its temporary directory itself."""
-    server = servers[1]
-    pid = server.get("iotcable/api/status")["broker"]["embedded_broker"]["pid"]
-    assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 2
-    assert server.process is not None
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait(10)
-    assert wait_gone(pid), f"the embedded broker {pid} outlived its killed server"
+    # -- a killed server takes its embedded broker with it: SIGKILL runs no cleanup in
+    # the server; the broker sees its stdin close, exits, and removes its directory itself.
+    assert two.process is not None
+    two.process.send_signal(signal.SIGKILL)
+    two.process.wait(10)
+    assert wait_gone(pids[1]), f"the embedded broker {pids[1]} outlived its killed server"
     assert len(list((tmp_path / "tmp").glob("iotcable-broker-*"))) == 1
+
+    # -- a stopped server stops its broker and removes its directory
+    one.stop()
+    assert wait_gone(pids[0]), f"the embedded broker {pids[0]} outlived its server"
+    assert list((tmp_path / "tmp").glob("iotcable-broker-*")) == []
