@@ -1,6 +1,7 @@
 """Invalid configuration stops the extension with a clear error; Jupyter keeps running.
 
-Each case starts a real ``jupyter server`` (``LiveServer``) and reads its log. A server
+Cases start a real ``jupyter server`` (``LiveServer``) and read its log, or, where the
+path is the same, pytest-jupyter's in-process server and its log records. A server
 with no channel configured (the package enables itself wherever it is installed) stays
 idle with one warning and a status endpoint that says how to configure it.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
+import tornado.httpclient
 
 from tests.servers import LiveServer
 
@@ -57,66 +59,66 @@ def test_bad_channel_config_disables_only_the_extension(tmp_path: Path) -> None:
         server.stop()
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        (
-            {"broker_keepalive": 2},
-            "c.IoTCableApp.broker_keepalive: keepalive must be between 5 and 65535 seconds, not 2",
-        ),
-        (
-            {"broker_session_expiry": -1},
-            "c.IoTCableApp.broker_session_expiry: session_expiry must be between 0 and "
-            "4294967295 seconds, not -1",
-        ),
-        (
-            {"broker_tls_insecure": True},
-            "c.IoTCableApp.broker_tls_insecure: tls_insecure only applies to TLS connections; "
-            "use an mqtts:// URL instead of 'mqtt://127.0.0.1:9'",
-        ),
-        (
-            {"max_subscriptions": "many"},
-            "c.IoTCableApp.max_subscriptions: expected an int, not the str 'many'",
-        ),
-        (
-            {"batch_interval": math.nan},
-            "c.IoTCableApp.batch_interval must be a number from 0 to 10 seconds, not nan",
-        ),
-        (
-            {"ping_interval": math.inf},
-            "c.IoTCableApp.ping_interval must be a number from 0.1 to 60 seconds, not inf",
-        ),
-        (
-            {"max_message_size": 0},
-            "c.IoTCableApp.max_message_size must be an integer from 1,024 to 67,108,864 bytes, "
-            "not 0",
-        ),
-        (
-            {"groups": {"ops": "bob"}},
-            "c.IoTCableApp.groups['ops'] must be a list of user names, e.g. ['alice', 'bob'], "
-            "not 'bob'",
-        ),
-        (
-            {"broker_username": "u", "broker_password_env": "IOTCABLE_TEST_UNSET_VARIABLE"},
-            "c.IoTCableApp.broker_password_env names $IOTCABLE_TEST_UNSET_VARIABLE, which is "
-            "not set in the server's environment",
-        ),
-    ],
-    ids=[
-        "keepalive",
-        "session_expiry",
-        "tls_option_on_plain_mqtt",
-        "type_error",
-        "nan",
-        "inf",
-        "max_message_size",
-        "group_as_a_string",
-        "password_variable_unset",
-    ],
-)
-def test_invalid_setting_names_the_key_and_jupyter_keeps_running(
-    tmp_path: Path, settings: dict[str, Any], message: str
-) -> None:
+INVALID_SETTINGS = {
+    "keepalive": (
+        {"broker_keepalive": 2},
+        "c.IoTCableApp.broker_keepalive: keepalive must be between 5 and 65535 seconds, not 2",
+    ),
+    "session_expiry": (
+        {"broker_session_expiry": -1},
+        "c.IoTCableApp.broker_session_expiry: session_expiry must be between 0 and "
+        "4294967295 seconds, not -1",
+    ),
+    "tls_option_on_plain_mqtt": (
+        {"broker_tls_insecure": True},
+        "c.IoTCableApp.broker_tls_insecure: tls_insecure only applies to TLS connections; "
+        "use an mqtts:// URL instead of 'mqtt://127.0.0.1:9'",
+    ),
+    "type_error": (
+        {"max_subscriptions": "many"},
+        "c.IoTCableApp.max_subscriptions: expected an int, not the str 'many'",
+    ),
+    "nan": (
+        {"batch_interval": math.nan},
+        "c.IoTCableApp.batch_interval must be a number from 0 to 10 seconds, not nan",
+    ),
+    "inf": (
+        {"ping_interval": math.inf},
+        "c.IoTCableApp.ping_interval must be a number from 0.1 to 60 seconds, not inf",
+    ),
+    "max_message_size": (
+        {"max_message_size": 0},
+        "c.IoTCableApp.max_message_size must be an integer from 1,024 to 67,108,864 bytes, not 0",
+    ),
+    "group_as_a_string": (
+        {"groups": {"ops": "bob"}},
+        "c.IoTCableApp.groups['ops'] must be a list of user names, e.g. ['alice', 'bob'], "
+        "not 'bob'",
+    ),
+    "password_variable_unset": (
+        {"broker_username": "u", "broker_password_env": "IOTCABLE_TEST_UNSET_VARIABLE"},
+        "c.IoTCableApp.broker_password_env names $IOTCABLE_TEST_UNSET_VARIABLE, which is "
+        "not set in the server's environment",
+    ),
+}
+#: Run by a real ``jupyter server`` from a JSON config file: a traitlets type error, a NaN
+#: in JSON, a variable missing from the server's own environment. The rest run in an
+#: in-process server (the same extension loading, a second each instead of about ten).
+IN_A_REAL_SERVER = ["type_error", "nan", "password_variable_unset"]
+
+
+def the_error(lines: list[str]) -> str:
+    errors = [
+        line for line in lines if "jupyter_iotcable is disabled: invalid configuration" in line
+    ]
+    # One error, the right one (a type error used to be followed by "channels is empty").
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", IN_A_REAL_SERVER)
+def test_invalid_setting_names_the_key_and_jupyter_keeps_running(tmp_path: Path, case: str) -> None:
+    settings, message = INVALID_SETTINGS[case]
     server = LiveServer(
         tmp_path / "server",
         None,
@@ -129,18 +131,41 @@ def test_invalid_setting_names_the_key_and_jupyter_keeps_running(
         with pytest.raises(urllib.error.HTTPError) as info:
             server.get("iotcable/api/status")
         assert info.value.code == 404
-        errors = [
-            line
-            for line in iotcable_lines(server.log_path.read_text())
-            if "jupyter_iotcable is disabled: invalid configuration" in line
-        ]
-        # One error, the right one (a type error used to be followed by "channels is empty").
-        assert len(errors) == 1, errors
-        assert errors[0].endswith(message), errors[0]
+        error = the_error(iotcable_lines(server.log_path.read_text()))
+        assert error.endswith(message), error
         # The server is still serving afterwards.
         assert server.get("api/status")["started"]
     finally:
         server.stop()
+
+
+@pytest.fixture
+def iotcable_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    settings, _ = INVALID_SETTINGS[request.param]
+    return {"broker_url": UNREACHABLE, "channels": A_CHANNEL, **settings}
+
+
+@pytest.mark.parametrize(
+    "iotcable_config",
+    [case for case in INVALID_SETTINGS if case not in IN_A_REAL_SERVER],
+    indirect=True,
+)
+async def test_invalid_setting_in_process_names_the_key_and_jupyter_keeps_running(
+    capfd: pytest.CaptureFixture[str],
+    jp_serverapp: Any,
+    jp_fetch: Any,
+    request: pytest.FixtureRequest,
+) -> None:
+    _, message = INVALID_SETTINGS[request.node.callspec.params["iotcable_config"]]
+    assert (await jp_fetch("api", "status")).code == 200
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("iotcable", "api", "status")
+    assert info.value.code == 404
+    # The extension loads while pytest-jupyter sets the server up (capfd, requested first,
+    # holds the server log's lines from then on; the server's logger does not propagate).
+    error = the_error(iotcable_lines(capfd.readouterr().err))
+    assert error.endswith(message), error
+    assert (await jp_fetch("api", "status")).code == 200
 
 
 def _embedded_brokers(server: LiveServer) -> list[psutil.Process]:
