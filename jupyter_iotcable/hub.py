@@ -660,6 +660,14 @@ class Stream:
         if len(self._narrow):
             yield from self._narrow.match(topic)
 
+    def fan_out(self, entry: Entry) -> None:
+        """Queue ``entry`` for every subscriber that wants it (the ingest hot path)."""
+        for sub in self._whole:
+            sub.outbox.push(sub, entry)
+        if len(self._narrow):
+            for sub in self._narrow.match(entry.topic):
+                sub.outbox.push(sub, entry)
+
 
 def _chunks(entries: Sequence[Entry], max_rows: int) -> Iterable[Sequence[Entry]]:
     """Runs of at most ``max_rows`` entries and ``FRAME_ROWS_BYTES`` (one entry at least)."""
@@ -1182,8 +1190,7 @@ class Hub:
         if error is not None:
             size += len(error) + 3
         entry = stream.append(reading, topic_json, encoded, error, size, now)
-        for sub in stream.subscribers_for(topic):
-            sub.outbox.push(sub, entry)
+        stream.fan_out(entry)
 
     def _evict_for_budget(self) -> None:
         """Keep the server's history within its bytes: the biggest stream gives way first."""

@@ -133,9 +133,11 @@ class CableEngine:
 
     async def _heartbeat(self) -> None:
         """ActionCable pings, history trimming and session expiry on one timer."""
+        # The server has started by now (its extensions loaded, its routes set).
+        await asyncio.sleep(min(self.settings.ping_interval, 2.0))
+        freeze_startup_objects()
         while True:
             await asyncio.sleep(self.settings.ping_interval)
-            freeze_startup_objects()  # the first time: the server has started by now
             now = time.time()
             for conn in list(self.connections):
                 conn.ping(now)

@@ -854,7 +854,9 @@ async def test_slow_on_message_is_reported_and_nothing_is_lost(
         status = bridge.status()
     assert seen_overloaded
     assert delivered == sent
-    assert 1 <= int(status["backlog_max_seen"]) <= 100  # type: ignore[call-overload]
+    # Messages are routed as paho reads them (bridge/mqtt.py _fast_ingest): nothing waits
+    # in the bridge, the broker and TCP hold what is not read yet.
+    assert int(status["backlog_max_seen"]) <= 100  # type: ignore[call-overload]
     assert status["dropped"] == 0
     # One warning per overload episode: on a loaded machine there may be several
     # episodes, but never two warnings without a "caught up" between them.
