@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.identity import User
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -170,3 +172,36 @@ def test_no_token_or_password_in_the_log_of_any_refusal(
         if server.token in line or wrong in line or password in line
     ]
     assert not leaks, "secrets in the server's log:\n" + "\n".join(leaks[:5])
+
+
+# -- the kernel token, in an in-process server (its token is the extension's to read) ------
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config: dict[str, Any]) -> dict[str, Any]:
+    server = dict(jp_server_config["ServerApp"])
+    server["authorizer_class"] = f"{__name__}.{RefuseIoTCableOnHeader.__name__}"
+    return {**jp_server_config, "ServerApp": server}
+
+
+async def test_the_kernel_token_refused_by_the_authorizer_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+    http_server_client: Any,  # the server listens
+    jp_http_port: int,
+    jp_base_url: str,
+    kernel_token: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    base = f"127.0.0.1:{jp_http_port}{jp_base_url}"
+    http = AsyncHTTPClient()
+    rest = HTTPRequest(
+        f"http://{base}iotcable/api/status?token={kernel_token}", headers={REFUSE: "1"}
+    )
+    assert await _status(http, rest) == 403
+    cable = f"ws://{base}iotcable/cable?token={kernel_token}"
+    assert await _ws_status(cable, {REFUSE: "1"}) == 403
+    assert await _ws_status(cable, {}) is None  # the same token, not refused: it works
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("not allowed to use iotcable channels" in line for line in lines), lines
+    leaks = [line for line in lines if kernel_token in line]
+    assert not leaks, leaks
