@@ -59,7 +59,7 @@ def test_bad_channel_config_disables_only_the_extension(tmp_path: Path) -> None:
         server.stop()
 
 
-INVALID_SETTINGS = {
+INVALID_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
     "keepalive": (
         {"broker_keepalive": 2},
         "c.IoTCableApp.broker_keepalive: keepalive must be between 5 and 65535 seconds, not 2",
