@@ -264,6 +264,10 @@ def test_a_20_mb_reading_then_100_small_ones_reach_both_clients_without_a_reconn
         wait_until(lambda: len(got) >= 101, 30, "the big reading and the 100 small ones")
         assert opens.count == 1
         assert cable.state == "connected"
+        frame = sub.frame
+        assert len(frame) == 101
+        assert frame["error"].notna().sum() == 1
+        assert list(frame["seq"].dropna()) == list(range(100))
     assert got[0].payload is None
     assert got[0].error == (
         f"payload of {len(big):,} bytes is larger than the channel's max_reading_bytes "
