@@ -51,6 +51,8 @@ class RunningDemo:
     env: dict[str, str]
     lines: queue.Queue[str | None] = field(repr=False)
     reader: threading.Thread = field(repr=False)
+    workdir: Path | None = None
+    """The ``--workdir`` it was given (``None``: a temporary one of its own)."""
 
     @property
     def runtime_dir(self) -> Path:
@@ -168,6 +170,7 @@ def running_demo(tmp_path: Path, *args: str, small: bool = True) -> Iterator[Run
             env,
             lines,
             reader,
+            Path(args[args.index("--workdir") + 1]) if "--workdir" in args else None,
         )
         seen = demo.descendants()
         yield demo

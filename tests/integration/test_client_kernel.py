@@ -1,7 +1,9 @@
 """In a kernel started by the server, ``connect()`` needs no arguments.
 
 The kernel is started through the server's own kernels API, so it inherits exactly the
-environment the extension exported (``IOTCABLE_URL`` / ``IOTCABLE_TOKEN``).
+environment the extension exported (``IOTCABLE_URL`` / ``IOTCABLE_TOKEN``). The tests share
+one server (``live_server`` here is the module's ``shared_live_server``), each with a
+kernel of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ sub = cable.subscribe("telemetry")
 print("STATE", sub.state)
 cable.close()
 """
+
+
+@pytest.fixture
+def live_server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
 
 
 def rest(server: LiveServer, method: str, path: str) -> dict[str, Any]:

@@ -171,31 +171,42 @@ def test_a_killed_demo_leaves_no_process_and_the_next_one_removes_its_directory(
     assert not workdir.exists()
 
 
-def test_lab_saves_into_the_demo_copy_not_the_checkout(tmp_path: Path) -> None:
-    """Lab autosaves outputs; they must not land in the notebooks/ of the source tree."""
+def test_lab_saves_into_the_demo_copy_not_the_checkout(shared_demo: RunningDemo) -> None:
+    """Lab autosaves outputs; they must not land in the notebooks/ of the source tree.
+
+    The session's demo runs with ``--workdir``; the quickstart it serves is put back as it
+    was afterwards (the browser tests open it)."""
+    demo = shared_demo
     original = (ROOT / "notebooks" / "quickstart.ipynb").read_bytes()
-    workdir = tmp_path / "demo"
-    with running_demo(tmp_path, "--workdir", str(workdir)) as demo:
-        assert f"notebooks: {workdir / 'notebooks'} (a copy" in "".join(
-            demo.printed_until("notebooks: ")
-        )
-        model = demo.api("GET", "api/contents/quickstart.ipynb")
-        notebook = model["content"]
-        notebook["cells"][1]["outputs"] = [
-            {"output_type": "stream", "name": "stdout", "text": "saved by Lab\n"}
-        ]
-        notebook["cells"][1]["execution_count"] = 1
+    workdir = demo.workdir
+    assert workdir is not None, "the session's demo runs with --workdir"
+    assert f"notebooks: {workdir / 'notebooks'} (a copy" in "".join(
+        demo.printed_until("notebooks: ")
+    )
+    model = demo.api("GET", "api/contents/quickstart.ipynb")
+    served = json.loads(json.dumps(model["content"]))
+    notebook = model["content"]
+    notebook["cells"][1]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "saved by Lab\n"}
+    ]
+    notebook["cells"][1]["execution_count"] = 1
+    try:
         demo.api(
             "PUT",
             "api/contents/quickstart.ipynb",
             {"type": "notebook", "format": "json", "content": notebook},
         )
-        assert demo.signal(signal.SIGTERM) == 0
-    assert (ROOT / "notebooks" / "quickstart.ipynb").read_bytes() == original
-    # --workdir keeps the user's copy, and a second demo does not overwrite it.
-    assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
-    assert copy_notebooks(workdir / "notebooks") == []
-    assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
+        assert (ROOT / "notebooks" / "quickstart.ipynb").read_bytes() == original
+        # --workdir keeps the user's copy, and a second demo does not overwrite it.
+        assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
+        assert copy_notebooks(workdir / "notebooks") == []
+        assert "saved by Lab" in (workdir / "notebooks" / "quickstart.ipynb").read_text()
+    finally:
+        demo.api(
+            "PUT",
+            "api/contents/quickstart.ipynb",
+            {"type": "notebook", "format": "json", "content": served},
+        )
 
 
 def test_copy_notebooks_copies_the_examples_as_lab_would_write_them_here(tmp_path: Path) -> None:
