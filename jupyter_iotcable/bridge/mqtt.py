@@ -303,6 +303,7 @@ class MqttBridge:
         self._had_connection = False
         self._session_present: bool | None = None
         self._sessions_lost = 0
+        self._lost_on_connect = False
         # Set when the current connection is lost: publishes waiting for their
         # acknowledgement fail at once instead of after ``timeout``.
         self._link_lost = asyncio.Event()
@@ -554,12 +555,14 @@ class MqttBridge:
         lose, and a kept session (``session present`` 1) was queued for us.
         """
         self._session_present = session_present
+        self._lost_on_connect = False
         if not self._had_connection:
             self._had_connection = True
             return
         if session_present:
             return
         self._sessions_lost += 1
+        self._lost_on_connect = True
         detail = (
             f"the bridge reconnected to {self._settings.address} without its MQTT session "
             "(CONNACK session present 0): readings published while it was away are lost"
@@ -736,6 +739,11 @@ class MqttBridge:
             f"connected to {self._settings.address} with MQTT {_protocol_name(protocol)}, "
             f"{len(self._filters)} filter(s) subscribed"
         )
+        if self._lost_on_connect:
+            detail += (
+                "; the broker no longer had the bridge's session: readings published while "
+                "it was away are lost (every stream reports the gap)"
+            )
         if self._client_id_conflict is not None:
             detail += f"; but {self._client_id_conflict}"
         self._set_state(BrokerState.CONNECTED, detail)

@@ -20,6 +20,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, object]] = []
+        self.states: list[tuple[BrokerState, str]] = []
 
     def message(self, message: MqttMessage) -> None:
         self.events.append(("message", message.payload))
@@ -37,6 +38,7 @@ def bridge_for(broker: Mosquitto, recorder: Recorder, **settings: object) -> Mqt
         settings_for(broker, **settings),
         ["plant/#"],
         recorder.message,
+        lambda state, detail: recorder.states.append((state, detail)),
         on_session_lost=recorder.session_lost,
     )
 
@@ -66,6 +68,10 @@ async def test_a_broker_back_without_the_session_is_reported_before_its_messages
     assert "without its MQTT session" in str(detail)
     assert f"127.0.0.1:{mosquitto.port}" in str(detail)
     assert (status["session_present"], status["sessions_lost"]) == (False, 1)
+    # What clients are told in the broker frame when the bridge is back.
+    back = [d for state, d in recorder.states if state is BrokerState.CONNECTED]
+    assert "no longer had the bridge's session" not in back[0]
+    assert "no longer had the bridge's session" in back[1]
 
 
 @pytest.mark.asyncio
