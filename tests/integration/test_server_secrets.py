@@ -29,10 +29,15 @@ def mosquitto(secured_mosquitto: Mosquitto) -> Mosquitto:
 
 @pytest.fixture
 def iotcable_config(
-    secured_mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+    secured_mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> dict[str, Any]:
+    """The secured broker's credentials; parametrized (``indirect``) with an invalid
+    configuration ``(channels, settings)``, that configuration with the password variable."""
     assert secured_mosquitto.password
     monkeypatch.setenv("TEST_IOTCABLE_BROKER_PASSWORD", secured_mosquitto.password)
+    if hasattr(request, "param"):
+        channels, settings = request.param
+        return {"channels": channels, **WITH_PASSWORD, **settings}
     return {
         "broker_username": secured_mosquitto.username,
         "broker_password_env": "TEST_IOTCABLE_BROKER_PASSWORD",
@@ -118,16 +123,42 @@ WITH_PASSWORD = {"broker_username": "bridge", "broker_password_env": PASSWORD_VA
 GOOD_CHANNELS = {"t": {"topics": ["a/#"], "read": ["*"]}}
 
 
+INVALID = {
+    "bad_channel": (
+        {"t": {"topics": ["a/#/b"], "read": ["*"]}},
+        {"broker_url": "mqtt://127.0.0.1:9"},
+    ),
+    "bad_url": (GOOD_CHANNELS, {"broker_url": "http://127.0.0.1:9"}),
+    "missing_tls_file": (
+        GOOD_CHANNELS,
+        {"broker_url": "mqtts://127.0.0.1:9", "broker_ca_certs": "/nonexistent"},
+    ),
+    "type_error": (
+        GOOD_CHANNELS,
+        {"broker_url": "mqtt://127.0.0.1:9", "max_subscriptions": "many"},
+    ),
+    "no_channels": ({}, {}),
+}
+
+
+@pytest.mark.parametrize(
+    "iotcable_config", list(INVALID.values()), ids=list(INVALID), indirect=True
+)
+async def test_the_password_variable_is_gone_from_the_environment_whatever_the_config(
+    iotcable_config: dict[str, Any], jp_serverapp: Any, jp_fetch: Any
+) -> None:
+    """In-process: the server's environment, which its kernels inherit, after loading (or
+    refusing) each invalid configuration; a kernel of a real server below, once for a
+    config that links and once for a traitlets type error (the password variable's name
+    then comes from the raw config)."""
+    assert (await jp_fetch("api", "status")).code == 200
+    assert PASSWORD_VARIABLE not in os.environ
+
+
 @pytest.mark.parametrize(
     ("channels", "settings"),
-    [
-        ({"t": {"topics": ["a/#/b"], "read": ["*"]}}, {"broker_url": "mqtt://127.0.0.1:9"}),
-        (GOOD_CHANNELS, {"broker_url": "http://127.0.0.1:9"}),
-        (GOOD_CHANNELS, {"broker_url": "mqtts://127.0.0.1:9", "broker_ca_certs": "/nonexistent"}),
-        (GOOD_CHANNELS, {"broker_url": "mqtt://127.0.0.1:9", "max_subscriptions": "many"}),
-        ({}, {}),
-    ],
-    ids=["bad_channel", "bad_url", "missing_tls_file", "type_error", "no_channels"],
+    [INVALID["bad_channel"], INVALID["type_error"]],
+    ids=["bad_channel", "type_error"],
 )
 async def test_kernels_never_inherit_the_password_even_when_the_config_is_invalid(
     tmp_path: Path, channels: dict[str, Any], settings: dict[str, Any]
