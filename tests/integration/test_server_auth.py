@@ -84,7 +84,7 @@ async def test_unreadable_channel_is_rejected_with_a_reason(cable: CableFactory)
     ws = await cable()
     reply = await ws.subscribe(make_identifier("secret"))
     assert reply["type"] == "reject_subscription"
-    assert "may not read channel 'secret'" in reply["reason"]
+    assert "may not read or publish to channel 'secret'" in reply["reason"]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ async def test_user_and_group_principals_let_their_members_in(
     assert (reply["meta"]["read"], reply["meta"]["write"]) == (read, write)
     refused = await ws.subscribe(make_identifier("others"))
     assert refused["type"] == "reject_subscription"
-    assert "may not read channel 'others'" in refused["reason"]
+    assert "may not read or publish to channel 'others'" in refused["reason"]
 
 
 async def test_channel_list_and_status_show_only_what_the_user_may_use(
