@@ -114,6 +114,16 @@ class LiveChart(anywidget.AnyWidget):
 
     live_view: LiveView
 
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+        """The synced state; asked for whole (``key=None``) when a frontend restores the
+        model (a reopened notebook, a reloaded page): the next flush then sends the whole
+        window, whether or not the new view's own request gets through."""
+        state: dict[str, Any] = super().get_state(key=key, drop_defaults=drop_defaults)
+        view = getattr(self, "live_view", None)
+        if key is None and view is not None:
+            view.request_window()
+        return state
+
     def close(self) -> None:
         """Close the widget (its views say so) and end the thread that feeds it."""
         view = getattr(self, "live_view", None)
@@ -175,6 +185,9 @@ class LiveView:
         self._last_table = -math.inf
         self._last_send = -math.inf
         self.store = LineStore(span=sub.window, max_points=max(sub.max_rows, MIN_CHART_POINTS))
+        time_field = sub.meta.get("time_field")
+        #: The payload field that dates a reading: the table's time column, not repeated.
+        self._time_field = time_field if isinstance(time_field, str) else None
         units = sub.meta.get("units")
         self.units: dict[str, str] = dict(units) if isinstance(units, dict) else {}
         self.widget = self._make_widget(max_shown, height, timezone)
@@ -214,41 +227,53 @@ class LiveView:
         """The starting data: the subscription's frame (history included) and latest rows."""
         if not len(frame):
             return
-        names = self._frame_series(frame)
-        codes = np.array([self._series_index(name) for name in names], np.uint32)
+        row_codes, names = self._frame_series(frame)
+        index_of = np.array([self._series_index(name) for name in names], np.uint32)
         if self.fields:
             times = _seconds(frame.index)
             values = np.column_stack(
                 [frame[f].to_numpy(np.float64, na_value=np.nan) for f in self.fields]
             )
-            self.store.add(group_points(codes, times, values))
-        series_of = dict(zip(frame["topic"].astype(str).tolist(), names, strict=True))
+            self.store.add(group_points(index_of[row_codes], times, values))
+        # The series of each topic's last row names its row in the table.
+        topic_codes, topics = pd.factorize(frame["topic"])
+        last = np.zeros(len(topics), np.intp)
+        np.maximum.at(last, topic_codes, np.arange(len(frame)))
+        series_of = {str(topics[k]): names[row_codes[i]] for k, i in enumerate(last.tolist())}
         for topic, row in _latest_rows(frame, skip=self._levels).items():
             row["series"] = series_of.get(topic)
             self._latest[topic] = row
             self._latest_changed.add(topic)
 
-    def _frame_series(self, frame: pd.DataFrame) -> list[str]:
-        """The series name of each frame row, as ``_namer`` names a reading: computed once
-        per distinct (topic, naming fields), not once per row."""
+    def _frame_series(self, frame: pd.DataFrame) -> tuple[npt.NDArray[np.intp], list[str]]:
+        """The series of each frame row, as ``_namer`` names a reading: a code per row and
+        the name of each code. Named once per distinct (topic, naming fields), never once
+        per row: rows are grouped by vectorized ``factorize`` (a row-wise join took a
+        minute for the 500,000 rows of a 15-minute window of 200 topics at 2 Hz and more).
+        The topic-level columns follow from the topic, so the topic and the payload fields
+        in ``by`` tell the series apart."""
         from ..client.subscription import Reading
 
         levels = [c for c in self._levels if c in frame.columns]
         extra = [c for c in self.by if c in frame.columns and c not in ("topic", *levels)]
-        keys = frame[["topic", *levels, *extra]].astype(object)
-        keys = keys.where(keys.notna(), None)
-        joined = (
-            keys.astype(str).agg("\x00".join, axis=1) if len(keys.columns) > 1 else keys["topic"]
-        )
-        codes, _ = pd.factorize(joined)
+        per_column = [
+            pd.factorize(frame[column], use_na_sentinel=False)[0] for column in ("topic", *extra)
+        ]
+        if len(per_column) == 1:
+            codes = per_column[0].astype(np.intp)
+        else:
+            _, inverse = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
+            codes = inverse.reshape(-1).astype(np.intp)
         _, firsts = np.unique(codes, return_index=True)
+        keys = frame[["topic", *levels, *extra]].iloc[firsts].astype(object)
+        keys = keys.where(keys.notna(), None)
         names = []
-        for row in keys.iloc[firsts].itertuples(index=False):
+        for row in keys.itertuples(index=False):
             values = dict(zip(keys.columns, row, strict=True))
             columns = {k: str(values[k]) for k in levels if values[k] is not None}
             payload = {k: _plain(values[k]) for k in extra}
             names.append(self._namer(Reading(str(values["topic"]), 0.0, payload, columns, 0)))
-        return [names[code] for code in codes.tolist()]
+        return codes, names
 
     def _series_index(self, name: str) -> int:
         index = self._series.get(name)
@@ -342,7 +367,7 @@ class LiveView:
             "now": time.time(),
         }
         if rows is not None:
-            content["latest"] = [_table_row(row) for row in rows]
+            content["latest"] = [_table_row(row, self._time_field) for row in rows]
         chunk = self.store.export() if reset else new
         buffers = chunk.buffers()
         self._send(content, buffers)
@@ -366,6 +391,7 @@ class LiveView:
             "gaps": len(sub.gaps),
             "dropped": sub.dropped,
             "points": len(self.store),
+            "requests": self.requests,
             "error": self._error,
         }
         if not self.fields:
@@ -526,12 +552,14 @@ def _plain(value: object) -> object:
     return value
 
 
-def _table_row(row: dict[str, Any]) -> dict[str, Any]:
-    """One topic's row for the view's table: flat fields, JSON-safe, numbers exact."""
+def _table_row(row: dict[str, Any], time_field: str | None = None) -> dict[str, Any]:
+    """One topic's row for the view's table: flat fields, JSON-safe, numbers exact
+    (without the channel's ``time_field``: the row's time says it)."""
     payload = row["payload"]
     flat: dict[str, object] = {}
     if isinstance(payload, dict):
         _flatten(flat, "", payload)
+        flat.pop(time_field or "", None)
     else:
         flat["value"] = payload
     return {
