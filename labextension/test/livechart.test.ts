@@ -18,7 +18,7 @@ import {
   statusLine,
   timeTicks
 } from '../widget/format';
-import { buildGrid } from '../widget/grid';
+import { buildGrid, columnsFor, POINT_BUDGET } from '../widget/grid';
 import { decodeChunk, Line, LineStore } from '../widget/store';
 
 const T0 = 1_700_000_000;
@@ -206,4 +206,14 @@ test('the status line says live only while the kernel speaks and the cable is up
     assert.doesNotMatch(line.text, /\blive\b/, line.text);
   }
   assert.equal(statusLine(null, fresh).kind, 'waiting');
+});
+
+test('a panel gets a bucket per pixel column with a dozen lines, wider ones with 200', () => {
+  assert.equal(columnsFor(1000, 12), 1000);
+  assert.equal(columnsFor(1000, 1), 1000);
+  assert.equal(columnsFor(1000, 0), 1000);
+  assert.equal(columnsFor(1000, 100), 300);
+  assert.ok(2 * columnsFor(1000, 100) * 100 <= POINT_BUDGET);
+  assert.equal(columnsFor(1000, 200), 150, 'never fewer than 150 buckets');
+  assert.equal(columnsFor(90, 200), 90, 'nor more than the pixels');
 });

@@ -144,6 +144,8 @@ export interface IKernelStatus {
   gaps: number;
   dropped: number;
   points: number;
+  /** Window requests the kernel got from views. */
+  requests?: number;
   error: string | null;
   note?: string;
 }

@@ -2,9 +2,10 @@
  * What one chart panel hands uPlot: the shown lines laid on a shared grid of pixel
  * columns. uPlot wants one x array for all series; our series each have their own times
  * (200 devices never publish at the same instants), so the visible range is cut into one
- * bucket per pixel column, and each line puts its minimum and maximum of that column
- * (in time order) into the column's two slots. A line therefore costs at most two points
- * per pixel however many it holds, and its picture is the picture of all its points.
+ * bucket per pixel column (`columnsFor`: with many lines, a bucket per few columns), and
+ * each line puts its minimum and maximum of that bucket (in time order) into the bucket's
+ * two slots. A line therefore costs at most two points per bucket however many it holds,
+ * and its picture is the picture of all its points.
  *
  * Empty slots are `undefined` (uPlot draws across them); a silence longer than the
  * line's usual spacing gets a `null` (uPlot breaks the line there), so a device that went
@@ -16,6 +17,22 @@
 import { Line } from './store';
 
 export type Slot = number | null | undefined;
+
+/**
+ * Points one panel hands uPlot at most (two per pixel column and line): with a dozen
+ * lines every pixel column gets its own bucket; with 200 a bucket spans several pixels
+ * (still each line's minimum and maximum there), else stroking 400,000 points took
+ * 100-200 ms a draw in Chromium (bench/live_chart.py) and the page fell to 1-2 frames/s.
+ */
+export const POINT_BUDGET = 60_000;
+/** A panel never has fewer buckets than this (or than its pixel columns, if fewer). */
+const MIN_COLUMNS = 150;
+
+/** Buckets across a panel `pixels` wide drawing `lines` lines (see POINT_BUDGET). */
+export function columnsFor(pixels: number, lines: number): number {
+  const budget = Math.floor(POINT_BUDGET / (2 * Math.max(1, lines)));
+  return Math.max(1, Math.min(pixels, Math.max(MIN_COLUMNS, budget)));
+}
 
 export interface IGrid {
   xs: number[];

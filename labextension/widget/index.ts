@@ -25,7 +25,7 @@ import {
   TimeZone,
   zoneName
 } from './format';
-import { buildGrid, typicalSpacing } from './grid';
+import { buildGrid, columnsFor, typicalSpacing } from './grid';
 import { Bytes, decodeChunk, LineStore } from './store';
 import { ILatestRow, LatestTable } from './table';
 
@@ -65,6 +65,12 @@ interface IDataMessage {
  */
 const ASK_AGAIN = 3;
 
+/**
+ * After a draw of `ms`, the next waits `DRAW_SHARE * ms`: drawing never takes more than
+ * about a third of the page's time, so it stays responsive however costly a draw is.
+ */
+const DRAW_SHARE = 2;
+
 const PALETTE = [
   '#1f77b4',
   '#ff7f0e',
@@ -89,9 +95,12 @@ export function colorOf(position: number): string {
   return `hsl(${hue} 65% 45%)`;
 }
 
-/** Draw timings, for bench/live_chart.py (read with page.evaluate). */
+/**
+ * Draw timings, for bench/live_chart.py (read with page.evaluate): `ms` is one `draw()`,
+ * from the store to the painted canvas (grid, uPlot's paths and strokes, legend, status).
+ */
 interface IDrawStats {
-  draws: { ms: number; points: number; drawn: number; at: number }[];
+  draws: { ms: number; gridMs: number; points: number; drawn: number; at: number }[];
 }
 const STATS: IDrawStats = ((
   globalThis as { __iotcableLiveChart?: IDrawStats }
@@ -258,6 +267,8 @@ class LiveView {
   private zoomed: [number, number] | null = null;
   private hidden = new Set<string>();
   private drawPending = false;
+  private lastDrawMs = 0;
+  private lastDrawEnd = -Infinity;
   private tableVersion = -1;
   private x0 = 0;
   private x1 = 1;
@@ -420,10 +431,17 @@ class LiveView {
       return;
     }
     this.drawPending = true;
-    requestAnimationFrame(() => {
-      this.drawPending = false;
-      this.draw();
-    });
+    const frame = () =>
+      requestAnimationFrame(() => {
+        this.drawPending = false;
+        this.draw();
+      });
+    const wait = this.lastDrawEnd + DRAW_SHARE * this.lastDrawMs - performance.now();
+    if (wait > 1) {
+      setTimeout(frame, wait);
+    } else {
+      frame();
+    }
   }
 
   /** The names drawn: the user's choice, or the first `max_shown` in natural order. */
@@ -491,17 +509,20 @@ class LiveView {
       [this.x0, this.x1] = this.visibleRange();
     }
     let drawn = 0;
+    let gridMs = 0;
     for (const panel of this.plots) {
       const lines = this.shownIndexes.map((series, i) =>
         this.hidden.has(this.shownNames[i]) ? undefined : this.data.store.line(series, panel.field)
       );
-      const columns = Math.max(
-        1,
-        Math.round(panel.plot.bbox.width / uPlot.pxRatio) || this.plotWidth()
-      );
+      const pixels = Math.round(panel.plot.bbox.width / uPlot.pxRatio) || this.plotWidth();
+      const columns = columnsFor(pixels, lines.filter(line => line !== undefined).length);
+      const gridStarted = performance.now();
       const grid = buildGrid(lines, this.x0, this.x1, columns, this.data.store.bucketWidth);
+      gridMs += performance.now() - gridStarted;
       drawn += grid.drawn;
-      panel.plot.setData([grid.xs, ...grid.ys] as uPlot.AlignedData, true);
+      // In a batch, uPlot draws now rather than in a microtask after this method: the
+      // canvas is drawn by the time `ms` is read below, and counted in it.
+      panel.plot.batch(() => panel.plot.setData([grid.xs, ...grid.ys] as uPlot.AlignedData, true));
     }
     if (this.table.size === 0 || this.tableVersion !== this.data.latestVersion) {
       if (this.tableVersion !== this.data.latestVersion) {
@@ -514,7 +535,9 @@ class LiveView {
     this.renderStatus();
     const ms = performance.now() - started;
     const points = this.data.store.size;
-    STATS.draws.push({ ms, points, drawn, at: started });
+    this.lastDrawMs = ms;
+    this.lastDrawEnd = performance.now();
+    STATS.draws.push({ ms, gridMs, points, drawn, at: started });
     if (STATS.draws.length > 10_000) {
       STATS.draws.splice(0, 5_000);
     }
@@ -529,6 +552,9 @@ class LiveView {
     dataset.messages = String(this.data.messages);
     dataset.window = this.data.hasWindow ? 'whole' : 'partial';
     dataset.asks = String(this.data.asks);
+    // The window requests the kernel got (of this view's and others'), to tell a lost
+    // request from a lost answer.
+    dataset.kernelRequests = String(this.data.status?.requests ?? '');
     const first = this.plots[0]?.plot;
     if (first) {
       // The plotting area in canvas pixels, for tests that read the canvas.
@@ -744,21 +770,25 @@ class LiveView {
 
   private renderLegend(): void {
     const total = this.data.series.length;
-    this.shownCount.textContent = `${this.shownNames.length} of ${total} series shown ▾`;
-    const items = this.shownNames.map((name, i) => {
-      const item = element(
-        'button',
-        this.hidden.has(name) ? 'iotcable-live-item is-hidden' : 'iotcable-live-item'
-      );
-      item.dataset.name = name;
-      item.title = this.hidden.has(name) ? `draw ${name} again` : `hide ${name}`;
-      const swatch = element('span', 'iotcable-live-swatch', item);
-      swatch.style.background = colorOf(i);
-      element('span', '', item, name);
-      return item;
-    });
+    const count = `${this.shownNames.length} of ${total} series shown ▾`;
+    if (this.shownCount.textContent !== count) {
+      this.shownCount.textContent = count;
+    }
+    // Built again only when it changes: 200 items a draw cost more than the lines did.
     const legendKey = JSON.stringify([this.shownNames, [...this.hidden]]);
     if (this.legend.dataset.key !== legendKey) {
+      const items = this.shownNames.map((name, i) => {
+        const item = element(
+          'button',
+          this.hidden.has(name) ? 'iotcable-live-item is-hidden' : 'iotcable-live-item'
+        );
+        item.dataset.name = name;
+        item.title = this.hidden.has(name) ? `draw ${name} again` : `hide ${name}`;
+        const swatch = element('span', 'iotcable-live-swatch', item);
+        swatch.style.background = colorOf(i);
+        element('span', '', item, name);
+        return item;
+      });
       this.legend.replaceChildren(...items);
       this.legend.dataset.key = legendKey;
     }
