@@ -13,7 +13,9 @@ publish too), so both refuse the same payloads with the same words.
   knows the channel's csv columns).
 - ``bytes``: the payload as base64 text.
 
-The encoded payload is at most ``MAX_PUBLISH_BYTES``.
+The encoded payload is at most ``MAX_PUBLISH_BYTES``; a JSON one nests at most
+``MAX_DEPTH`` deep and holds no number beyond a 64-bit float (protocol/limits.py: what a
+device's reading may be, so that a command published here reads back unflagged).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from typing import TYPE_CHECKING
 
 from ..readings import Decoder, PayloadFormat
 from .codec import JSON_CODEC, explain_decode_error
+from .limits import MAX_DEPTH, depth_problem, number_problem
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .codec import Codec
 
 __all__ = ["MAX_PUBLISH_BYTES", "PayloadRefused", "publish_bytes"]
@@ -63,6 +68,12 @@ def publish_bytes(
         ) from None
     if fmt is PayloadFormat.JSON:
         data = _json(payload, codec)
+        if depth_problem(None, data) is not None:
+            # What a device's reading may be, a user's publish may be too (limits.py).
+            raise PayloadRefused(
+                f"takes JSON nested at most {MAX_DEPTH} deep (arrays and objects); this "
+                "payload nests deeper"
+            )
     elif fmt is PayloadFormat.NUMBER:
         data = _number(payload)
     elif fmt is PayloadFormat.BYTES:
@@ -88,9 +99,35 @@ def _json(payload: object, codec: Codec) -> bytes:
             ) from None
         return payload.encode("utf-8")
     try:
-        return codec.dumps(payload).encode("utf-8")
+        data = codec.dumps(payload).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadRefused(f"takes JSON, and this payload is not: {exc}") from None
+    problem = _number_beyond_a_float(payload)
+    if problem is not None:
+        raise PayloadRefused(
+            f"takes JSON whose numbers fit a 64-bit float; in this payload {problem}"
+        )
+    return data
+
+
+def _number_beyond_a_float(value: object, depth: int = 0) -> str | None:
+    """The first integer of ``value`` that no 64-bit float holds, said in words."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number_problem(value)
+    if depth > MAX_DEPTH:  # refused for its depth anyway
+        return None
+    items: Iterable[object]
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return None
+    for item in items:
+        problem = _number_beyond_a_float(item, depth + 1)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _number(payload: object) -> bytes:

@@ -36,6 +36,7 @@ from jupyter_iotcable.protocol.limits import (
     text_depth,
     typescript,
 )
+from jupyter_iotcable.protocol.payloads import PayloadRefused, publish_bytes
 from jupyter_iotcable.readings import make_decoder
 from jupyter_iotcable.server import metrics
 from jupyter_iotcable.server.codec import orjson_bytes
@@ -401,3 +402,31 @@ def test_a_row_that_cannot_be_encoded_costs_no_other_row_nor_the_history_cursor(
         assert [r[3] for r in rows if r[3] is not None] == [
             {"seq": i} for i in range(40) if i != 20
         ]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [json.loads(nested(MAX_DEPTH + 1)), nested(MAX_DEPTH + 1).decode()],
+    ids=["value", "json text"],
+)
+def test_a_publish_nested_deeper_than_a_reading_may_be_is_refused(payload: object) -> None:
+    with pytest.raises(PayloadRefused) as caught:
+        publish_bytes("json", payload)
+    assert str(caught.value) == (
+        "takes JSON nested at most 100 deep (arrays and objects); this payload nests deeper"
+    )
+    assert publish_bytes("json", json.loads(nested(MAX_DEPTH))) == nested(MAX_DEPTH)
+
+
+def test_a_publish_with_a_number_beyond_a_float_is_refused() -> None:
+    with pytest.raises(PayloadRefused, match="does not fit a 64-bit float"):
+        publish_bytes("json", "[" + "9" * 400 + "]")
+
+
+def test_a_publish_of_an_integer_beyond_a_float_is_refused() -> None:
+    with pytest.raises(PayloadRefused) as caught:
+        publish_bytes("json", {"v": [1, 10**400]})
+    assert str(caught.value) == (
+        "takes JSON whose numbers fit a 64-bit float; in this payload an integer of 401 "
+        "digits does not fit a 64-bit float"
+    )
