@@ -171,9 +171,15 @@ def main() -> None:
         broker = start_broker(Path(tmp))
         channels = {"telemetry": dict(TEST_CHANNELS["telemetry"], history_limit=n)}
         # The server is stopped while the backlog is published: a long ping interval keeps
-        # the client from taking the pause for a dead connection.
+        # the client from taking the pause for a dead connection. The outbox holds the
+        # whole backlog: the server drains the broker faster than one Python client reads,
+        # and with the default 1 MiB the conflate policy (right for a live notebook) would
+        # keep only the latest reading per topic, where this bench counts every one.
         server = LiveServer(
-            Path(tmp) / "server", broker, channels=channels, extra_config={"ping_interval": 30}
+            Path(tmp) / "server",
+            broker,
+            channels=channels,
+            extra_config={"ping_interval": 30, "outbox_bytes": 256 << 20},
         )
         try:
             server.start(timeout=120)
