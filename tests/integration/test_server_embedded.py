@@ -98,14 +98,18 @@ def test_each_server_runs_its_own_broker_publishes_through_it_and_takes_it_along
     ):
         sub_one = cable_one.subscribe("commands", timeout=30)
         sub_two = cable_two.subscribe("commands", timeout=30)
+        # readings() yields what arrives from its call on: take both before publishing
+        # (a reading can reach the client before the publish's REST answer does).
+        on_one = sub_one.readings(timeout=30)
+        on_two = sub_two.readings(timeout=30)
         answer = publish(one, "commands", "plant/lyon/pump1/cmd", {"setpoint": 24.5})
         assert answer["ok"] is True
-        reading = next(sub_one.readings(timeout=30))
+        reading = next(on_one)
         assert (reading.topic, reading.payload) == ("plant/lyon/pump1/cmd", {"setpoint": 24.5})
         # Had the first publish reached the second server's broker, it would be its
         # subscriber's first reading: it arrived at the first server already.
         assert publish(two, "commands", "plant/porto/fan1/cmd", {"setpoint": 19.0})["ok"] is True
-        first_on_two = next(sub_two.readings(timeout=30))
+        first_on_two = next(on_two)
         assert (first_on_two.topic, first_on_two.payload) == (
             "plant/porto/fan1/cmd",
             {"setpoint": 19.0},
