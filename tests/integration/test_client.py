@@ -184,11 +184,15 @@ def test_readings_land_in_bounded_and_unbounded_frames(live_server: LiveServer) 
         by_rows = cable.subscribe("telemetry", topic, window=None, max_rows=1_000)
         by_time = cable.subscribe("telemetry", topic, window="2s")
         publish_in_thread(live_server, readings(0, total, site="volume"))
-        wait_until(
-            lambda: by_time.received == by_rows.received == whole.received == total,
-            60,
-            f"{total} readings",
-        )
+        subs = (whole, by_rows, by_time)
+        deadline = time.monotonic() + 60
+        while any(sub.received < total for sub in subs):
+            assert time.monotonic() < deadline, (
+                f"of {total} readings: {[sub.received for sub in subs]} arrived; gaps "
+                f"{[sub.gaps for sub in subs]}; cable {cable!r}; server "
+                f"{live_server.get('iotcable/api/status')['channels']['telemetry']}"
+            )
+            time.sleep(0.05)
 
         frame = whole.frame
         assert len(frame) == total
