@@ -1,4 +1,5 @@
-"""The server's bridge among others: its own client id per server, its lines in the server log."""
+"""The server's bridge among others: its own client id per server, its lines in the server log
+(the first test's second server lives through a broker outage for those)."""
 
 from __future__ import annotations
 
@@ -76,9 +77,17 @@ def test_two_servers_on_one_broker_each_get_every_reading(
         again = [i for i in client_ids(mosquitto)[len(first_ids) :] if i in bridge_ids]
         assert again == [bridge_ids[0]]
         assert wait_for_offset(servers[0], 10) == 10
+        # A broker outage, for the bridge's lines in the server log (checked below).
+        mosquitto.kill()
+        deadline = time.monotonic() + 20
+        while servers[1].get("iotcable/api/status")["broker"]["state"] == "connected":
+            assert time.monotonic() < deadline, "the bridge did not notice the outage"
+            time.sleep(0.2)
+        mosquitto.start()
     finally:
         for server in servers:
             server.stop()
+    assert_bridge_lines_in_the_server_log(servers[1].log_path.read_text())
 
 
 def test_two_servers_sharing_a_client_id_are_told_so(tmp_path: Path, mosquitto: Mosquitto) -> None:
@@ -113,21 +122,9 @@ def test_two_servers_sharing_a_client_id_are_told_so(tmp_path: Path, mosquitto: 
             server.stop()
 
 
-def test_bridge_lines_are_in_the_server_log_with_its_format_and_level(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
-    server = LiveServer(tmp_path / "server", mosquitto)
-    try:
-        server.start()
-        mosquitto.kill()
-        deadline = time.monotonic() + 20
-        while server.get("iotcable/api/status")["broker"]["state"] == "connected":
-            assert time.monotonic() < deadline, "the bridge did not notice the outage"
-            time.sleep(0.2)
-        mosquitto.start()
-    finally:
-        server.stop()
-    log = server.log_path.read_text()
+def assert_bridge_lines_in_the_server_log(log: str) -> None:
+    """The bridge's lines are in the server log with its format and level (checked on a
+    server of the test above, which lived through a broker outage)."""
     prefix = r"^\[{level} \d{{4}}-\d\d-\d\d [\d:.]+ jupyter_iotcable\.bridge\] "
     assert re.search(prefix.format(level="I") + "MQTT bridge connected", log, re.M), log
     assert re.search(prefix.format(level="W") + "MQTT broker: lost the connection", log, re.M)
