@@ -241,7 +241,9 @@ class Cable:
 
     @property
     def last_server_error(self) -> str | None:
-        """The last ``error`` frame the server sent (``code: message``), for debugging."""
+        """The last ``error`` frame the server sent, or the last frame this client could
+        not understand nor attribute to a subscription (``code: message``); shown in the
+        cable's status. An undecodable frame of a subscription is a gap in its ``gaps``."""
         return self._session.last_server_error
 
     @property
@@ -555,6 +557,8 @@ class Cable:
         parts = [self._state_text()]
         if self.state != "closed":
             parts.append(self._broker_text())
+        if self.last_server_error is not None:
+            parts.append(f"last server error {self.last_server_error!r}")
         if subs:
             listed = ", ".join(
                 f"{sub.describe()} ({len(sub):,} rows, {sub.rate:,.1f}/s)" for sub in subs
@@ -579,6 +583,8 @@ class Cable:
             "rows": f"{sum(len(s) for s in subs):,}",
             "gaps": f"{sum(len(s.gaps) for s in subs):,}",
         }
+        if self.last_server_error is not None:
+            facts["last server error"] = self.last_server_error
         table = ""
         if subs:
             head = "".join(

@@ -1,10 +1,12 @@
 """``Gap``: readings a subscription is known to have missed, in words a person reads.
 
-The server is the one source of gaps (DESIGN §6): it rejects a history request for what it
+The server is the source of gaps (DESIGN §6): it rejects a history request for what it
 no longer keeps, a new epoch shows that it restarted (or, within one server run, that its
 broker lost the readings of an outage), and a ``dropped`` count says that it conflated
-readings away while this client read too slowly. An offset that jumps is never
-a gap (a narrower topic filter skips offsets).
+readings away while this client read too slowly. The one gap of the client's own making
+is a frame it cannot decode (an older or foreign server): its readings are asked again
+from history once, and are a gap if that fails too. An offset that jumps is never a gap
+(a narrower topic filter skips offsets).
 
 The protocol reports a gap in offsets; a person wants times. A gap starts at the newest
 reading held before it (or at the time history was asked from) and ends at the oldest
@@ -41,6 +43,9 @@ class GapCause(StrEnum):
     """The server's link to the MQTT broker came back without its session (the broker
     restarted without persistence, or the session expired): what devices published
     meanwhile never reached the server."""
+    UNDECODABLE = "undecodable"
+    """A frame holding them could not be decoded by this client (an older or foreign
+    server, or a frame over the client's size cap), even when asked again from history."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ def gap_reason(
         return (
             f"the server lost its MQTT broker session (a broker restart or outage): {count} "
             f"{span} never reached it"
+        )
+    if cause is GapCause.UNDECODABLE:
+        return (
+            f"{count} {span} could not be decoded by this client (a frame from an older or "
+            "foreign server, or over its size cap): they are missing"
         )
     return f"{count} {span} {'is' if one else 'are'} unknown: the server did not keep them"
 

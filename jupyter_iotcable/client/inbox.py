@@ -169,7 +169,9 @@ class Inbox:
 
     def gap(self, event: GapReported) -> None:
         """The server reported readings this subscription will not get."""
-        if continuity_lost(event):
+        if event.undecodable:
+            cause = GapCause.UNDECODABLE
+        elif continuity_lost(event):
             cause = GapCause.CONTINUITY_LOST
         elif event.epoch_changed:
             cause = GapCause.SERVER_RESTARTED

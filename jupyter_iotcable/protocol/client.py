@@ -12,6 +12,8 @@ reports as :class:`GapReported` events the losses the server tells it about.
 
 from __future__ import annotations
 
+import json
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -129,6 +131,9 @@ class GapReported:
     available_from: int | None
     epoch: str | None = None
     since: float | None = None
+    undecodable: bool = False
+    """The gap is a frame of the stream this client could not decode (a foreign or older
+    server, or a frame over the client's size cap), not a loss the server reported."""
 
 
 @dataclass(frozen=True)
@@ -227,11 +232,19 @@ class _Subscription:
     # one range. It joins the held range (the floor drops to its lowest) once the answer
     # is complete; a connection lost mid-answer forgets it (the rest never came).
     backfill: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # A frame of this stream could not be decoded and history was asked again from the
+    # offset held before it: (stream_id, that offset, why). Forgotten once the answer is
+    # complete (the rows came), reported as a gap if the answer fails too or the
+    # connection goes first. At most one: history is asked again only when none is in
+    # flight.
+    unread: tuple[str, int, str] | None = None
 
     def history_answered(self) -> None:
         """The oldest history request in flight is answered (confirmed or rejected)."""
         if self.inflight:
             self.inflight.popleft()
+        if not self.inflight:
+            self.unread = None  # answered without failing again: the rows came
         for stream_id, (lowest, _) in self.backfill.items():
             self.floors[stream_id] = min(self.floors.get(stream_id, lowest), lowest)
         self.backfill.clear()
@@ -354,7 +367,12 @@ class ClientConnection:
         self._welcomed_at = None
         self._last_received = None
         self._out.clear()
-        for sub in self._subs.values():
+        for identifier, sub in self._subs.items():
+            if sub.unread is not None:
+                # The answer that would have brought the undecodable frame's rows is lost.
+                stream_id, after, why = sub.unread
+                sub.unread = None
+                self._report_undecodable(identifier, stream_id, sub, after, why, _LOST_BEFORE)
             sub.sent = False
             sub.inflight.clear()
             sub.backfill.clear()
@@ -473,13 +491,80 @@ class ClientConnection:
         if not self._open:
             raise LocalProtocolError("receive_text() before connection_opened()")
         self._last_received = now
+        frame: object = None
         try:
             frame = decode_json(text, self._codec)
             if not isinstance(frame, dict):
                 raise _malformed(f"a server frame must be a JSON object, got {describe(frame)}")
             self._dispatch(frame, now)
         except RemoteProtocolError as exc:
-            self._events.append(ServerError(ErrorCode.MALFORMED_FRAME, exc.message))
+            found = _salvage(text, frame)
+            if found is None:
+                self._events.append(ServerError(ErrorCode.MALFORMED_FRAME, exc.message))
+            else:
+                self._undecodable(*found, exc.message)
+
+    def _undecodable(
+        self, identifier: str, stream_id: str | None, epoch: str | None, why: str
+    ) -> None:
+        """A data or batch frame of ``identifier`` that this client cannot decode.
+
+        Its rows are a gap of the subscription, never a reason to drop anything else. When
+        the stream's position is known (same epoch) and no history answer is in flight,
+        history is asked again from that position: the server's answer may hold the rows
+        in frames this client can read; the gap is reported only if it fails too (or the
+        connection goes first). Asking is not repeated, so it cannot loop.
+        """
+        sub = self._subs.get(identifier)
+        if sub is None:
+            # Not ours (any more): nothing to attribute it to, a cable-level warning.
+            self._events.append(ServerError(ErrorCode.MALFORMED_FRAME, why))
+            return
+        known = sub.positions.get(stream_id) if stream_id is not None else None
+        if stream_id is None or epoch is None or known is None:
+            after = known.offset if known is not None else None
+            self._report_undecodable(identifier, stream_id, sub, after, why, "", epoch)
+            return
+        if known.epoch != epoch:
+            # Undecodable rows of a new epoch: one gap, and the stream goes on in that
+            # epoch (its change is not reported twice).
+            self._report_undecodable(identifier, stream_id, sub, known.offset, why, "", epoch)
+            _restart_stream(sub, stream_id, StreamPosition(epoch, -1))
+            return
+        if (
+            self.subprotocol.extended
+            and sub.state is SubscriptionState.CONFIRMED
+            and not sub.inflight
+        ):
+            sub.unread = (stream_id, known.offset, why)
+            # Rows after the frame may arrive before the answer: they start the held range
+            # afresh, so that the answer's rows before them count as a backfill.
+            sub.floors.pop(stream_id, None)
+            self._send_history(identifier, sub, HistoryRequest(streams={stream_id: known}))
+            return
+        after, again = known.offset, ""
+        if sub.unread is not None and sub.unread[0] == stream_id:
+            _, after, _ = sub.unread
+            sub.unread, again = None, _FAILED_AGAIN
+        self._report_undecodable(identifier, stream_id, sub, after, why, again)
+
+    def _report_undecodable(
+        self,
+        identifier: str,
+        stream_id: str | None,
+        sub: _Subscription,
+        after: int | None,
+        why: str,
+        again: str,
+        epoch: str | None = None,
+    ) -> None:
+        known = sub.positions.get(stream_id) if stream_id is not None else None
+        if epoch is None and known is not None:
+            epoch = known.epoch
+        reason = _undecodable_reason(stream_id, after, why, again)
+        self._events.append(
+            GapReported(identifier, stream_id, reason, False, after, None, epoch, None, True)
+        )
 
     def _dispatch(self, frame: dict[str, object], now: float) -> None:
         kind = frame.get("type")
@@ -590,6 +675,7 @@ class ClientConnection:
         sub.state = SubscriptionState.REJECTED
         sub.reason = reason
         sub.inflight.clear()
+        sub.unread = None
         self._events.append(SubscriptionRejected(identifier, reason))
 
     def _on_reject_history(self, frame: dict[str, object]) -> None:
@@ -733,6 +819,19 @@ def _epoch_change_reason(stream_id: str, known: StreamPosition, epoch: str) -> s
     )
 
 
+_FAILED_AGAIN = ", nor when asked again from history"
+_LOST_BEFORE = ", and the connection was lost before history sent it again"
+
+
+def _undecodable_reason(stream_id: str | None, after: int | None, why: str, again: str) -> str:
+    where = f"stream {stream_id}" if stream_id is not None else "a stream"
+    readings = f"its readings after offset {after}" if after is not None else "its readings"
+    return (
+        f"a frame of {where} could not be decoded by this client ({why}){again}: "
+        f"{readings} up to the next one received are missing"
+    )
+
+
 def continuity_lost(event: GapReported) -> bool:
     """The gap is readings the server lost upstream (its broker session), not a restart:
     the new epoch continues a server run (``RUN.N``, see :func:`.messages.epoch_run`)."""
@@ -784,6 +883,56 @@ def _restart_stream(sub: _Subscription, stream_id: str, position: StreamPosition
     sub.positions[stream_id] = position
     sub.floors.pop(stream_id, None)
     sub.backfill.pop(stream_id, None)
+
+
+# -- undecodable frames -------------------------------------------------------------------------
+
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+# How the server writes a data or batch frame (protocol/rows.py): the identifier first,
+# then the rows ("message" or "batch"), then stream and epoch (and a data frame's offset,
+# and "dropped") last. Only the ends of the text are searched: the middle may be huge.
+_FRAME_HEAD = re.compile(r'\{"identifier":(' + _JSON_STRING + r'),"(?:batch|message)":')
+_FRAME_TAIL = re.compile(
+    r',"stream_id":(' + _JSON_STRING + r'),"epoch":(' + _JSON_STRING + r")"
+    r'(?:,"offset":-?\d+)?(?:,"dropped":\d+)?\}\Z'
+)
+_SALVAGE_CHARS = 4096
+
+
+def _salvage(text: str | bytes, frame: object) -> tuple[str, str | None, str | None] | None:
+    """The identifier, stream and epoch of a data or batch frame that could not be decoded,
+    when they can still be read: from the decoded object, else from the text's two ends.
+    ``None`` for any other frame (its identifier is unknown, or it carries no rows)."""
+    if isinstance(frame, dict):
+        if frame.get("type") is not None or not (
+            "batch" in frame or "offset" in frame or "stream_id" in frame
+        ):
+            return None
+        identifier, stream_id, epoch = (frame.get(k) for k in ("identifier", "stream_id", "epoch"))
+        if not isinstance(identifier, str):
+            return None
+        return (
+            identifier,
+            stream_id if isinstance(stream_id, str) else None,
+            epoch if isinstance(epoch, str) else None,
+        )
+    if frame is not None:
+        return None
+    if isinstance(text, bytes):
+        head = text[:_SALVAGE_CHARS].decode("utf-8", "replace")
+        tail = text[-_SALVAGE_CHARS:].decode("utf-8", "replace")
+    else:
+        head, tail = text[:_SALVAGE_CHARS], text[-_SALVAGE_CHARS:]
+    start = _FRAME_HEAD.match(head)
+    end = _FRAME_TAIL.search(tail)
+    try:
+        identifier = json.loads(start.group(1)) if start is not None else None
+        names = (json.loads(end.group(1)), json.loads(end.group(2))) if end else (None, None)
+    except ValueError:
+        return None
+    if not isinstance(identifier, str):
+        return None
+    return identifier, names[0], names[1]
 
 
 # -- field checks: each raises RemoteProtocolError("malformed_frame") -------------------------

@@ -109,7 +109,8 @@ const FIELDS: { [kind: string]: ReadonlyArray<readonly [string, string]> } = {
     ['afterOffset', 'after_offset'],
     ['availableFrom', 'available_from'],
     ['epoch', 'epoch'],
-    ['since', 'since']
+    ['since', 'since'],
+    ['undecodable', 'undecodable']
   ],
   Disconnected: [
     ['reason', 'reason'],

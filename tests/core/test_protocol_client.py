@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -901,14 +902,28 @@ def time_frames(time: str) -> list[str]:
     ]
 
 
+def undecodable_why(event: object) -> str:
+    """Why the client could not decode a frame of a subscription, from its gap."""
+    assert isinstance(event, GapReported), event
+    assert event.undecodable and not event.epoch_changed, event
+    match = re.fullmatch(
+        r"a frame of stream \S+ could not be decoded by this client \((.*)\): its readings"
+        r"( after offset \d+)? up to the next one received are missing",
+        event.reason,
+    )
+    assert match is not None, event.reason
+    return match.group(1)
+
+
 @pytest.mark.parametrize(("time", "shown"), [(HUGE, HUGE[:17] + "..."), ("-1e400", "-1e400")])
-def test_a_row_time_beyond_a_float_is_a_server_error(time: str, shown: str) -> None:
+def test_a_row_time_beyond_a_float_is_an_undecodable_gap(time: str, shown: str) -> None:
     conn = live()
     for text in time_frames(time):
         conn.receive_text(text, T0)
     error = f"frame is not usable JSON: the number {shown} does not fit a 64-bit float"
-    assert conn.events_received() == [ServerError("malformed_frame", error)] * 2
+    assert [undecodable_why(e) for e in conn.events_received()] == [error] * 2
     assert conn.positions(ID) == {}
+    assert conn.subscriptions[ID].state is SubscriptionState.CONFIRMED
 
 
 class PermissiveCodec:
@@ -925,9 +940,7 @@ class PermissiveCodec:
     ("time", "shown"),
     [(HUGE, HUGE[:57] + "..."), ("1e400", "inf"), ("-Infinity", "-inf"), ("NaN", "nan")],
 )
-def test_a_codec_that_lets_huge_times_through_still_gets_server_errors(
-    time: str, shown: str
-) -> None:
+def test_a_codec_that_lets_huge_times_through_still_reports_gaps(time: str, shown: str) -> None:
     conn = ClientConnection(codec=PermissiveCodec())
     conn.connection_opened(T0)
     conn.subscribe("telemetry", topic="plant/+/+/env")
@@ -936,11 +949,9 @@ def test_a_codec_that_lets_huge_times_through_still_gets_server_errors(
     conn.events_received()
     for text in time_frames(time):
         conn.receive_text(text, T0)
-    assert conn.events_received() == [
-        ServerError("malformed_frame", f"batch row 0: time must be unix seconds, got {shown}"),
-        ServerError(
-            "malformed_frame", f'data frame "message.time" must be unix seconds, got {shown}'
-        ),
+    assert [undecodable_why(e) for e in conn.events_received()] == [
+        f"batch row 0: time must be unix seconds, got {shown}",
+        f'data frame "message.time" must be unix seconds, got {shown}',
     ]
     assert conn.positions(ID) == {}
 
@@ -978,3 +989,55 @@ def test_a_malformed_welcome_is_reported_and_waited_past(
     assert conn.events_received() == [ServerError("malformed_frame", message)]
     assert not conn.connected
     assert conn.data_to_send() == []
+
+
+# -- frames the client cannot decode ------------------------------------------------------------
+
+
+def batch_text(offsets: list[int], payload: str = "0", identifier: str = ID) -> str:
+    body = ",".join(f'[{o},{T0 + o},"t",{payload if i == 0 else 0}]' for i, o in enumerate(offsets))
+    return f'{{"identifier":{json.dumps(identifier)},"batch":[{body}],"stream_id":"s","epoch":"e"}}'
+
+
+def test_a_huge_undecodable_frame_is_a_gap_of_its_stream_and_history_is_asked_once() -> None:
+    conn = live()
+    conn.receive_text(batch_text([1, 2]), T0)
+    conn.events_received()
+    # 2 MB of payload around an integer no float holds: only the ends name the stream.
+    poison = "[" + ",".join(["{}"] * 1_000_000) + ",1" + "0" * 400 + "]"
+    conn.receive_text(batch_text([3, 4], poison), T0)
+    assert conn.events_received() == []  # not yet a gap: history may still bring them
+    assert commands(conn) == [
+        {
+            "command": "history",
+            "identifier": ID,
+            "history": {"streams": {"s": {"offset": 2, "epoch": "e"}}},
+        }
+    ]
+    assert conn.replaying(ID)
+    conn.receive_text(batch_text([3, 4], poison), T0)  # the answer fails as well
+    conn.receive_text(batch_text([5]), T0)
+    receive(conn, type="confirm_history", identifier=ID)
+    events = conn.events_received()
+    assert [type(e).__name__ for e in events] == ["GapReported", "RowsReceived", "HistoryConfirmed"]
+    gap = events[0]
+    assert isinstance(gap, GapReported)
+    assert (gap.stream_id, gap.epoch, gap.after_offset, gap.undecodable) == ("s", "e", 2, True)
+    assert "nor when asked again from history" in gap.reason
+    assert commands(conn) == []  # asked once: no loop
+    # A later undecodable frame, with nothing in flight, is asked for again.
+    conn.receive_text(batch_text([6], poison), T0)
+    assert [c["command"] for c in commands(conn)] == ["history"]
+
+
+def test_an_undecodable_frame_nobody_subscribed_to_is_a_server_error() -> None:
+    conn = live()
+    other = make_identifier("telemetry", topic="other")
+    conn.receive_text(batch_text([1], "1" + "0" * 400, identifier=other), T0)
+    assert conn.events_received() == [
+        ServerError(
+            "malformed_frame",
+            "frame is not usable JSON: the number 10000000000000000... does not fit a 64-bit float",
+        )
+    ]
+    assert conn.subscriptions[ID].state is SubscriptionState.CONFIRMED

@@ -233,6 +233,7 @@ class Recorder:
         self.steps.append({"reconnect": {"sid": sid}})
         self.client_conn.connection_lost(NOW)
         self.client_conn.connection_opened(NOW)
+        self._record_events("client")
         self.server_conn = ServerConnection(self.subprotocol, sid)
 
     def _record_events(self, side: str) -> None:
@@ -525,6 +526,85 @@ def sc_epoch_change(r: Recorder) -> None:
     send_rows(r, identifier, [1], epoch="e2")
 
 
+def sc_continuity_lost(r: Recorder) -> None:
+    """The stream goes on in epoch e1.2 of the same server run (its broker lost the bridge's
+    session): the client reports lost continuity, not a restart, and accepts the new rows."""
+    identifier = subscribed(r)
+    send_rows(r, identifier, [5, 6])
+    send_rows(r, identifier, [7], epoch="e1.2")
+    send_rows(r, identifier, [8], epoch="e1.2")
+
+
+# An integer no 64-bit float holds: an older server passed such device JSON on, and no
+# client can decode a frame holding it.
+POISON = "1" * 401
+
+
+def undecodable_rows(r: Recorder, identifier: str, offsets: list[int]) -> None:
+    """Rows as an older server sends them, the first one's payload undecodable: one batch
+    frame on iotcable, one data frame per row on the ActionCable subprotocols."""
+    ident = json.dumps(identifier)
+    topic = "plant/lyon/pump1/env"
+    payloads = [POISON if i == 0 else '{"temp":20.5}' for i in range(len(offsets))]
+    if r.subprotocol is Subprotocol.IOTCABLE:
+        body = ",".join(
+            f'[{o},{NOW + o / 10!r},"{topic}",{p}]' for o, p in zip(offsets, payloads, strict=True)
+        )
+        frames = [
+            '{"identifier":' + ident + ',"batch":[' + body + '],"stream_id":"telemetry",'
+            '"epoch":"e1"}'
+        ]
+    else:
+        frames = [
+            '{"identifier":' + ident + ',"message":{"topic":"' + topic + '","time":'
+            f'{NOW + o / 10!r},"payload":{p}}},"stream_id":"telemetry","epoch":"e1",'
+            f'"offset":{o}}}'
+            for o, p in zip(offsets, payloads, strict=True)
+        ]
+    for frame in frames:
+        r.foreign_server_frame(frame)
+
+
+def sc_undecodable_recovered(r: Recorder) -> None:
+    """A frame the client cannot decode costs no other row: the client asks history again
+    from the last offset it holds, and the answer brings the rows (here decodable, as a
+    fixed server sends them): no gap, rows received meanwhile are not repeated."""
+    identifier = subscribed(r)
+    send_rows(r, identifier, [1, 2])
+    undecodable_rows(r, identifier, [3, 4])
+    send_rows(r, identifier, [5])
+    send_rows(r, identifier, [3, 4, 5])
+    r.server("confirm_history", identifier=identifier)
+    send_rows(r, identifier, [6])
+
+
+def sc_undecodable_gap(r: Recorder) -> None:
+    """A frame the client cannot decode, again when asked from history (or with no history
+    to ask, on actioncable-v1-json): one gap, undecodable, after the last offset held;
+    later rows arrive as usual."""
+    identifier = subscribed(r)
+    send_rows(r, identifier, [1, 2])
+    undecodable_rows(r, identifier, [3, 4])
+    if r.extended:
+        undecodable_rows(r, identifier, [3, 4])
+        send_rows(r, identifier, [5])
+        r.server("confirm_history", identifier=identifier)
+    send_rows(r, identifier, [6])
+
+
+def sc_undecodable_connection_lost(r: Recorder) -> None:
+    """The connection goes before history answered for an undecodable frame: the gap is
+    reported then, and the resubscription asks from the last offset held."""
+    identifier = subscribed(r)
+    send_rows(r, identifier, [1, 2])
+    undecodable_rows(r, identifier, [3])
+    r.reconnect("sid-2")
+    r.server("welcome")
+    r.server("confirm_subscription", identifier=identifier, meta=META)
+    send_rows(r, identifier, [3, 4])
+    r.server("confirm_history", identifier=identifier)
+
+
 def sc_broker(r: Recorder) -> None:
     """Broker health events."""
     r.server("welcome")
@@ -609,6 +689,10 @@ SCENARIOS: dict[str, tuple[Callable[[Recorder], None], tuple[Subprotocol, ...]]]
     "data_frames": (sc_data_frames, ACTIONCABLE),
     "batch": (sc_batch, (Subprotocol.IOTCABLE,)),
     "epoch_change": (sc_epoch_change, ALL),
+    "continuity_lost": (sc_continuity_lost, ALL),
+    "undecodable_recovered": (sc_undecodable_recovered, EXTENDED),
+    "undecodable_gap": (sc_undecodable_gap, ALL),
+    "undecodable_connection_lost": (sc_undecodable_connection_lost, EXTENDED),
     "broker": (sc_broker, ALL),
     "errors": (sc_errors, ALL),
     "malformed_server_frames": (sc_malformed_server_frames, ALL),

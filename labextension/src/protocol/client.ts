@@ -15,13 +15,14 @@
 
 import { Backoff, ReconnectDecision } from './backoff';
 import { dumps, JsonEncodeError } from './codec';
-import type { JsonObject } from './codec';
+import type { JsonObject, JsonValue } from './codec';
 import { historyCommand, messageCommand, subscribeCommand, unsubscribeCommand } from './commands';
 import { describe, excerpt, LocalProtocolError, RemoteProtocolError } from './errors';
 import { malformed, optInt, optStr, str } from './fields';
 import { ChannelRef, makeIdentifier } from './identifiers';
 import {
   decodeJson,
+  epochRun,
   ErrorCode,
   hasMember,
   HistoryRequest,
@@ -112,6 +113,13 @@ class Subscription {
    * complete; a connection lost mid-answer forgets it (the rest never came).
    */
   backfill = new Map<string, [number, number]>();
+  /**
+   * A frame of this stream could not be decoded and history was asked again from the
+   * offset held before it: [streamId, that offset, why]. Forgotten once the answer is
+   * complete (the rows came), reported as a gap if the answer fails too or the connection
+   * goes first. At most one: history is asked again only when none is in flight.
+   */
+  unread: [string, number, string] | null = null;
 
   constructor(
     readonly ref: ChannelRef,
@@ -121,6 +129,9 @@ class Subscription {
   /** The oldest history request in flight is answered (confirmed or rejected). */
   historyAnswered(): void {
     this.inflight.shift();
+    if (this.inflight.length === 0) {
+      this.unread = null; // answered without failing again: the rows came
+    }
     for (const [streamId, [lowest]] of this.backfill) {
       this.floors.set(streamId, Math.min(this.floors.get(streamId) ?? lowest, lowest));
     }
@@ -256,7 +267,13 @@ export class ClientConnection {
     this.welcomedAt = null;
     this.lastReceived = null;
     this.out = [];
-    for (const sub of this.subs.values()) {
+    for (const [identifier, sub] of this.subs) {
+      if (sub.unread !== null) {
+        // The answer that would have brought the undecodable frame's rows is lost.
+        const [streamId, after, why] = sub.unread;
+        sub.unread = null;
+        this.reportUndecodable(identifier, streamId, sub, after, why, LOST_BEFORE);
+      }
       sub.sent = false;
       sub.inflight = [];
       sub.backfill.clear();
@@ -414,19 +431,104 @@ export class ClientConnection {
       throw new LocalProtocolError('receiveText() before connectionOpened()');
     }
     this.lastReceived = now;
+    let frame: JsonValue | undefined = undefined;
     try {
-      const frame = decodeJson(text);
+      frame = decodeJson(text);
       if (!isJsonObject(frame)) {
         throw malformed(`a server frame must be a JSON object, got ${describe(frame)}`);
       }
       this.dispatch(frame, now);
     } catch (exc) {
       if (exc instanceof RemoteProtocolError) {
-        this.events.push(new ServerError(ErrorCode.MALFORMED_FRAME, exc.message));
+        const found = salvage(text, frame);
+        if (found === null) {
+          this.events.push(new ServerError(ErrorCode.MALFORMED_FRAME, exc.message));
+        } else {
+          this.undecodable(found[0], found[1], found[2], exc.message);
+        }
         return;
       }
       throw exc;
     }
+  }
+
+  /**
+   * A data or batch frame of `identifier` that this client cannot decode.
+   *
+   * Its rows are a gap of the subscription, never a reason to drop anything else. When
+   * the stream's position is known (same epoch) and no history answer is in flight,
+   * history is asked again from that position: the server's answer may hold the rows in
+   * frames this client can read; the gap is reported only if it fails too (or the
+   * connection goes first). Asking is not repeated, so it cannot loop.
+   */
+  private undecodable(
+    identifier: string,
+    streamId: string | null,
+    epoch: string | null,
+    why: string
+  ): void {
+    const sub = this.subs.get(identifier);
+    if (sub === undefined) {
+      // Not ours (any more): nothing to attribute it to, a cable-level warning.
+      this.events.push(new ServerError(ErrorCode.MALFORMED_FRAME, why));
+      return;
+    }
+    const known = streamId !== null ? sub.positions.get(streamId) : undefined;
+    if (streamId === null || epoch === null || known === undefined) {
+      const after = known !== undefined ? known.offset : null;
+      this.reportUndecodable(identifier, streamId, sub, after, why, '', epoch);
+      return;
+    }
+    if (known.epoch !== epoch) {
+      // Undecodable rows of a new epoch: one gap, and the stream goes on in that epoch
+      // (its change is not reported twice).
+      this.reportUndecodable(identifier, streamId, sub, known.offset, why, '', epoch);
+      restartStream(sub, streamId, new StreamPosition(epoch, -1));
+      return;
+    }
+    if (
+      isExtended(this.subprotocol) &&
+      sub.state === SubscriptionState.CONFIRMED &&
+      sub.inflight.length === 0
+    ) {
+      sub.unread = [streamId, known.offset, why];
+      // Rows after the frame may arrive before the answer: they start the held range
+      // afresh, so that the answer's rows before them count as a backfill.
+      sub.floors.delete(streamId);
+      this.sendHistory(
+        identifier,
+        sub,
+        new HistoryRequest({ streams: new Map([[streamId, known]]) })
+      );
+      return;
+    }
+    let after = known.offset;
+    let again = '';
+    if (sub.unread !== null && sub.unread[0] === streamId) {
+      after = sub.unread[1];
+      sub.unread = null;
+      again = FAILED_AGAIN;
+    }
+    this.reportUndecodable(identifier, streamId, sub, after, why, again);
+  }
+
+  private reportUndecodable(
+    identifier: string,
+    streamId: string | null,
+    sub: Subscription,
+    after: number | null,
+    why: string,
+    again: string,
+    epoch: string | null = null
+  ): void {
+    const known = streamId !== null ? sub.positions.get(streamId) : undefined;
+    if (epoch === null && known !== undefined) {
+      epoch = known.epoch;
+    }
+    const reason = undecodableReason(streamId, after, why, again);
+    this.events.push(
+      new GapReported(identifier, streamId, reason, false, after, null, epoch, null, true)
+    );
   }
 
   private dispatch(frame: JsonObject, now: number): void {
@@ -557,6 +659,7 @@ export class ClientConnection {
     sub.state = SubscriptionState.REJECTED;
     sub.reason = reason;
     sub.inflight = [];
+    sub.unread = null;
     this.events.push(new SubscriptionRejected(identifier, reason));
   }
 
@@ -677,8 +780,7 @@ export class ClientConnection {
         new GapReported(
           identifier,
           streamId,
-          `stream ${streamId} restarted (epoch ${known.epoch} -> ${epoch}): ` +
-            `readings after offset ${pyIntStr(known.offset)} of the old epoch may be missing`,
+          epochChangeReason(streamId, known, epoch),
           true,
           known.offset,
           null,
@@ -703,6 +805,125 @@ export class ClientConnection {
       );
     }
   }
+}
+
+function epochChangeReason(streamId: string, known: StreamPosition, epoch: string): string {
+  if (epochRun(known.epoch) === epochRun(epoch)) {
+    return (
+      `stream ${streamId} lost continuity (epoch ${known.epoch} -> ${epoch}): the ` +
+      "server's link to the MQTT broker came back without its session, readings " +
+      `after offset ${pyIntStr(known.offset)} until the first of the new epoch are missing`
+    );
+  }
+  return (
+    `stream ${streamId} restarted (epoch ${known.epoch} -> ${epoch}): ` +
+    `readings after offset ${pyIntStr(known.offset)} of the old epoch may be missing`
+  );
+}
+
+/**
+ * The gap is readings the server lost upstream (its broker session), not a restart: the
+ * new epoch continues a server run (`RUN.N`, see `epochRun`).
+ */
+export function continuityLost(event: GapReported): boolean {
+  return event.epochChanged && event.epoch !== null && epochRun(event.epoch) !== event.epoch;
+}
+
+/** Why readings are missing: the Python client's GapCause (plus `undecodable`). */
+export type GapCause = 'not_kept' | 'server_restarted' | 'continuity_lost' | 'undecodable';
+
+/** The cause of a reported gap, as the Python client's `sub.gaps` names it. */
+export function gapCause(event: GapReported): GapCause {
+  if (event.undecodable) {
+    return 'undecodable';
+  }
+  if (continuityLost(event)) {
+    return 'continuity_lost';
+  }
+  return event.epochChanged ? 'server_restarted' : 'not_kept';
+}
+
+const FAILED_AGAIN = ', nor when asked again from history';
+const LOST_BEFORE = ', and the connection was lost before history sent it again';
+
+function undecodableReason(
+  streamId: string | null,
+  after: number | null,
+  why: string,
+  again: string
+): string {
+  const where = streamId !== null ? `stream ${streamId}` : 'a stream';
+  const readings = after !== null ? `its readings after offset ${pyIntStr(after)}` : 'its readings';
+  return (
+    `a frame of ${where} could not be decoded by this client (${why})${again}: ` +
+    `${readings} up to the next one received are missing`
+  );
+}
+
+const JSON_STRING = '"(?:[^"\\\\]|\\\\.)*"';
+/**
+ * How the server writes a data or batch frame (protocol/rows.py): the identifier first,
+ * then the rows ("message" or "batch"), then stream and epoch (and a data frame's offset,
+ * and "dropped") last. Only the ends of the text are searched: the middle may be huge.
+ */
+const FRAME_HEAD = new RegExp('^\\{"identifier":(' + JSON_STRING + '),"(?:batch|message)":');
+const FRAME_TAIL = new RegExp(
+  ',"stream_id":(' +
+    JSON_STRING +
+    '),"epoch":(' +
+    JSON_STRING +
+    ')(?:,"offset":-?\\d+)?(?:,"dropped":\\d+)?\\}$'
+);
+const SALVAGE_CHARS = 4096;
+
+/**
+ * The identifier, stream and epoch of a data or batch frame that could not be decoded,
+ * when they can still be read: from the decoded object, else from the text's two ends.
+ * null for any other frame (its identifier is unknown, or it carries no rows).
+ */
+function salvage(
+  text: string,
+  frame: JsonValue | undefined
+): [string, string | null, string | null] | null {
+  if (frame !== undefined) {
+    if (!isJsonObject(frame)) {
+      return null;
+    }
+    const kind = member(frame, 'type');
+    if (
+      (kind !== undefined && kind !== null) ||
+      !(hasMember(frame, 'batch') || hasMember(frame, 'offset') || hasMember(frame, 'stream_id'))
+    ) {
+      return null;
+    }
+    const identifier = member(frame, 'identifier');
+    const streamId = member(frame, 'stream_id');
+    const epoch = member(frame, 'epoch');
+    if (typeof identifier !== 'string') {
+      return null;
+    }
+    return [
+      identifier,
+      typeof streamId === 'string' ? streamId : null,
+      typeof epoch === 'string' ? epoch : null
+    ];
+  }
+  const start = FRAME_HEAD.exec(text.slice(0, SALVAGE_CHARS));
+  const end = FRAME_TAIL.exec(text.slice(-SALVAGE_CHARS));
+  let identifier: unknown = null;
+  let names: [unknown, unknown] = [null, null];
+  try {
+    identifier = start !== null ? JSON.parse(start[1]) : null;
+    if (end !== null) {
+      names = [JSON.parse(end[1]), JSON.parse(end[2])];
+    }
+  } catch {
+    return null;
+  }
+  if (typeof identifier !== 'string') {
+    return null;
+  }
+  return [identifier, names[0] as string | null, names[1] as string | null];
 }
 
 /**

@@ -96,7 +96,12 @@ export class GapReported {
     readonly afterOffset: number | null,
     readonly availableFrom: number | null,
     readonly epoch: string | null = null,
-    readonly since: number | null = null
+    readonly since: number | null = null,
+    /**
+     * The gap is a frame of the stream this client could not decode (a foreign or older
+     * server, or a frame over a size cap), not a loss the server reported.
+     */
+    readonly undecodable: boolean = false
   ) {
     Object.freeze(this);
   }

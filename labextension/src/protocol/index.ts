@@ -6,7 +6,8 @@
 
 export { Backoff, ReconnectDecision } from './backoff';
 export type { BackoffOptions } from './backoff';
-export { ClientConnection, SubscriptionState } from './client';
+export { ClientConnection, continuityLost, gapCause, SubscriptionState } from './client';
+export type { GapCause } from './client';
 export type { ClientConnectionOptions, SubscriptionStatus } from './client';
 export {
   BrokerStatus,
@@ -46,6 +47,8 @@ export {
   CommandName,
   decodeJson,
   DisconnectReason,
+  EPOCH_CONTINUATION,
+  epochRun,
   ErrorCode,
   finiteFloat,
   HistoryRequest,

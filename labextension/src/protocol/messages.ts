@@ -274,6 +274,23 @@ function reprSince(since: unknown): string {
  * A JSON number as a finite float, or null if it is not a number or is not finite.
  * (A decoded frame holds no infinity, but values built in code may.)
  */
+/** What separates a server run from the continuation number in an epoch (`RUN.2`). */
+export const EPOCH_CONTINUATION = '.';
+
+/**
+ * The server run an epoch belongs to.
+ *
+ * A server start opens epoch `RUN` of every stream; when a stream loses continuity within
+ * that run (the server's bridge came back without its broker session, so what was
+ * published meanwhile is gone), it goes on in `RUN.2`, `RUN.3`... A client that sees the
+ * epoch change within one run knows the server did not restart: the readings between
+ * were lost upstream.
+ */
+export function epochRun(epoch: string): string {
+  const at = epoch.indexOf(EPOCH_CONTINUATION);
+  return at < 0 ? epoch : epoch.slice(0, at);
+}
+
 export function finiteFloat(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
