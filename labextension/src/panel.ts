@@ -20,10 +20,18 @@ import { Widget } from '@lumino/widgets';
 import { IBrokerHealth, IChannelCounters, IChannelInfo, problemText, publish } from './api';
 import { iotIcon } from './icons';
 import { brokerLevel, IoTModel } from './model';
-import { clockText, payloadLines, publishInput, shortTopic, topicSuggestions } from './readings';
+import {
+  clockText,
+  gapsLine,
+  payloadLines,
+  publishInput,
+  shortTopic,
+  topicSuggestions
+} from './readings';
 import { formatRate, sparklinePath } from './sparkline';
 import { HandleState, ISubscriptionHandle } from './transport';
-import type { JsonValue, Row } from './protocol';
+import { gapCause } from './protocol';
+import type { GapReported, JsonValue, Row } from './protocol';
 
 export const PANEL_ID = 'jupyter-iotcable-panel';
 
@@ -389,9 +397,12 @@ export class ChannelRow implements IDisposable {
     this._readings.setAttribute('aria-label', trans.__('Latest readings of %1', info.name));
     this._liveState = el('div', 'jp-IoTCable-live-state');
     this._liveState.setAttribute('aria-live', 'polite');
+    // Readings this subscription is known to have missed: how many gaps, the last one.
+    this._gaps = el('div', 'jp-IoTCable-gaps');
+    this._gaps.hidden = true;
     this._topics = el('div', 'jp-IoTCable-topics');
     this._table = el('ol', 'jp-IoTCable-latest');
-    this._readings.append(this._liveState, this._topics, this._table);
+    this._readings.append(this._liveState, this._gaps, this._topics, this._table);
 
     this.node.append(this._toggle, this._description, this._spark, this._facts, this._readings);
   }
@@ -586,8 +597,11 @@ export class ChannelRow implements IDisposable {
       return;
     }
     this._handle = handle;
+    this._gapCount = 0;
+    this._gaps.hidden = true;
     this._handleListeners = [
       handle.onRows(rows => this._onRows(rows)),
+      handle.onGap(gap => this._onGap(gap)),
       handle.onState((state: HandleState) => {
         void state;
         this.renderLive();
@@ -604,6 +618,14 @@ export class ChannelRow implements IDisposable {
       cancelAnimationFrame(this._frame);
       this._frame = null;
     }
+  }
+
+  private _onGap(gap: GapReported): void {
+    this._gapCount += 1;
+    this._gaps.hidden = false;
+    this._gaps.dataset.cause = gapCause(gap);
+    this._gaps.title = gap.reason;
+    setText(this._gaps, gapsLine(this._gapCount, gap, this._trans));
   }
 
   private _onRows(rows: readonly Row[]): void {
@@ -720,6 +742,8 @@ export class ChannelRow implements IDisposable {
   private _history: HTMLSpanElement;
   private _readings: HTMLDivElement;
   private _liveState: HTMLDivElement;
+  private _gaps: HTMLDivElement;
+  private _gapCount = 0;
   private _topics: HTMLDivElement;
   private _table: HTMLOListElement;
 }

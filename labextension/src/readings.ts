@@ -13,7 +13,51 @@
  *   time of day rather than 1.7e9.
  */
 
-import type { JsonObject, JsonValue } from './protocol';
+import { gapCause } from './protocol';
+import type { GapReported, JsonObject, JsonValue } from './protocol';
+
+/** What the wording needs of a TranslationBundle (kept structural: no DOM here). */
+export interface IGapTranslator {
+  __(msgid: string, ...args: unknown[]): string;
+  _n(msgid: string, msgidPlural: string, n: number, ...args: unknown[]): string;
+}
+
+/**
+ * A reported gap in a sentence, by its cause (the Python client's `GapCause`): lost
+ * continuity (the server's broker lost its session: the readings never reached it), a
+ * server restart, a frame this browser could not decode, or readings the server no longer
+ * keeps. The server's own words are `gap.reason` (the panel's tooltip).
+ */
+export function gapText(gap: GapReported, trans: IGapTranslator): string {
+  const after = gap.afterOffset !== null ? String(gap.afterOffset) : '?';
+  switch (gapCause(gap)) {
+    case 'continuity_lost':
+      return trans.__(
+        'The server lost its MQTT broker session: readings after offset %1 never reached it.',
+        after
+      );
+    case 'server_restarted':
+      return trans.__('The server restarted: readings after offset %1 may be missing.', after);
+    case 'undecodable':
+      return trans.__(
+        'Readings after offset %1 came in a frame this browser cannot decode (an older or foreign server?).',
+        after
+      );
+    default:
+      return gap.availableFrom !== null
+        ? trans.__(
+            'Readings after offset %1 are missing: the server kept only offset %2 onwards.',
+            after,
+            String(gap.availableFrom)
+          )
+        : trans.__('Readings are missing: the server did not keep them.');
+  }
+}
+
+/** "2 gaps: <the last one in words>", for the channel's gap line. */
+export function gapsLine(count: number, last: GapReported, trans: IGapTranslator): string {
+  return trans.__('%1: %2', trans._n('%1 gap', '%1 gaps', count), gapText(last, trans));
+}
 
 /** MQTT filter matching (`+` one level, a final `#` the rest, `$` topics only by name). */
 export function topicMatches(filter: string, topic: string): boolean {

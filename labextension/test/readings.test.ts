@@ -7,9 +7,13 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { GapReported } from '../src/protocol';
+
 import {
   clockText,
   fieldTime,
+  gapsLine,
+  gapText,
   numberText,
   payloadLines,
   publishInput,
@@ -211,4 +215,35 @@ test('topic suggestions: seen topics a write filter accepts, then the filters', 
   );
   assert.deepEqual(topicSuggestions(['a/#', 'b'], []), ['a/#', 'b']);
   assert.deepEqual(topicSuggestions(['a/+'], ['a/1', 'a/2', 'a/3'], 2), ['a/1', 'a/2', 'a/+']);
+});
+
+/** JupyterLab's bundle substitutes %1, %2... (nullTranslator does the same). */
+const TRANS = {
+  __: (msgid: string, ...args: unknown[]): string =>
+    msgid.replace(/%(\d+)/g, (_, n: string) => String(args[Number(n) - 1])),
+  _n: (one: string, many: string, n: number, ...args: unknown[]): string =>
+    (n === 1 ? one : many).replace(/%(\d+)/g, (_, i: string) => String([n, ...args][Number(i) - 1]))
+};
+
+test('each cause of a gap in words, lost continuity not called a restart', () => {
+  const gap = (epochChanged: boolean, epoch: string | null, undecodable = false) =>
+    new GapReported('i', 'telemetry', 'r', epochChanged, 6, null, epoch, null, undecodable);
+  assert.equal(
+    gapText(gap(true, 'e1.2'), TRANS),
+    'The server lost its MQTT broker session: readings after offset 6 never reached it.'
+  );
+  assert.equal(
+    gapText(gap(true, 'e2'), TRANS),
+    'The server restarted: readings after offset 6 may be missing.'
+  );
+  assert.match(gapText(gap(false, 'e1', true), TRANS), /frame this browser cannot decode/);
+  assert.equal(
+    gapText(new GapReported('i', 'telemetry', 'r', false, 10, 100, 'e1'), TRANS),
+    'Readings after offset 10 are missing: the server kept only offset 100 onwards.'
+  );
+  assert.equal(
+    gapsLine(2, gap(true, 'e1.2'), TRANS),
+    '2 gaps: The server lost its MQTT broker session: readings after offset 6 never reached it.'
+  );
+  assert.match(gapsLine(1, gap(true, 'e2'), TRANS), /^1 gap: The server restarted/);
 });
