@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +14,40 @@ if TYPE_CHECKING:
     from tests.demos import RunningDemo
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+#: Tests that share a costly fixture run on one xdist worker (``--dist loadgroup``, as
+#: .ci/test runs them), by path: pytest 9 ignores the nodeid suffix by which pytest-xdist
+#: 3.8 groups ``xdist_group`` tests (it sets ``item._nodeid``, which pytest 9 no longer
+#: reads), so the marker alone grouped nothing and both workers started a JupyterHub.
+XDIST_GROUPS = {
+    # one JupyterHub, its users' servers and kernels (tests/hub/conftest.py)
+    "tests/hub/": "hub",
+    # one server, broker and Lab page (shared_server, shared_page)
+    "tests/browser/test_lab_extension.py": "lab-extension",
+    # one `iotcable demo` (shared_demo), with the tests that start their own
+    "tests/browser/test_quickstart.py": "demo",
+    "tests/integration/test_demo.py": "demo",
+    "tests/integration/test_notebooks.py": "demo",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of :data:`XDIST_GROUPS` (and the marker's, should
+    pytest-xdist's suffix work again); every other test is a unit of its own."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
+
+    class PathGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            for prefix, group in XDIST_GROUPS.items():
+                if nodeid.startswith(prefix):
+                    return group
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
+    return PathGroupScheduling(config, log)
 
 
 @pytest.fixture
