@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `tests` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -134,13 +135,14 @@ def _listening_port(pid: int) -> int:
     raise RuntimeError(f"process {pid} listens on no TCP port")
 
 
-def _user_server_pid(user: str) -> int:
-    for p in psutil.process_iter(["username", "cmdline"]):
-        if p.info["username"] == user and "jupyterhub.singleuser" in " ".join(
-            p.info["cmdline"] or []
-        ):
-            return int(p.pid)
-    raise RuntimeError(f"{user}'s server process was not found")
+def _user_server_pid(hub: Hub, user: str) -> int:
+    """``user``'s server of this hub (other sessions' hubs may run servers as the same user)."""
+    assert hub.process is not None
+    for child in psutil.Process(hub.process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.username() == user and "jupyterhub.singleuser" in " ".join(child.cmdline()):
+                return int(child.pid)
+    raise RuntimeError(f"{user}'s server process was not found among the hub's children")
 
 
 def main() -> None:
@@ -192,7 +194,7 @@ def main() -> None:
             token = hub.token("bob")
             hub.server("bob")
             service_pid = _service_pid(hub)
-            bob_pid = _user_server_pid("bob")
+            bob_pid = _user_server_pid(hub, "bob")
             proxy_pids = _pids(hub, "configurable-http-proxy")
             identifier = make_identifier("telemetry")
             mqtt_url = f"mqtt://{broker.username}:{password}@127.0.0.1:{broker.port}"
