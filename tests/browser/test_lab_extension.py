@@ -571,6 +571,43 @@ def test_a_broker_outage_and_its_recovery_show_in_the_panel_and_status_bar(
     assert page.locator(".jp-IoTCable-status").get_attribute("data-level") == "ok"
 
 
+def test_a_broker_crash_that_lost_its_state_shows_as_lost_continuity_under_the_channel(
+    live_server: LiveServer, mosquitto: Mosquitto, open_lab: OpenLab
+) -> None:
+    page = open_lab(live_server)
+    open_panel(page)
+    wait_until(lambda: broker_state(page) == "connected", what="connected")
+    device = Publisher(mosquitto, "plant/lyon/pump1/env")
+    try:
+        row = row_of(page, "telemetry")
+        row.locator(".jp-IoTCable-channel-toggle").click()
+        row.locator(".jp-IoTCable-reading").first.wait_for()
+        gaps = row.locator(".jp-IoTCable-gaps")
+        assert gaps.is_hidden()
+
+        # Killed and started without its state: the bridge's session is gone, and with it
+        # what the device published meanwhile. The stream goes on in a new epoch of the
+        # same server run, which the sidebar must not call a restart.
+        mosquitto.kill()
+        mosquitto.persistence_path.unlink(missing_ok=True)
+        time.sleep(1.0)
+        mosquitto.start()
+        wait_until(gaps.is_visible, timeout=60, what="the gap line under the channel")
+        assert gaps.get_attribute("data-cause") == "continuity_lost"
+        text = gaps.inner_text()
+        assert re.fullmatch(
+            r"1 gap: The server lost its MQTT broker session: readings after offset \d+ "
+            r"never reached it\.",
+            text,
+        ), text
+        assert "lost continuity" in (gaps.get_attribute("title") or "")
+        # Readings go on under it.
+        shown = row.locator(".jp-IoTCable-reading").count()
+        assert shown > 0
+    finally:
+        device.stop()
+
+
 def test_an_unconfigured_server_shows_the_hint(tmp_path: Path, open_lab: OpenLab) -> None:
     server = LiveServer(tmp_path / "server", None, channels={})
     server.start(wait_for_broker=False)
