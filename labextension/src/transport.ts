@@ -302,6 +302,10 @@ export class CableTransport implements IDisposable {
     // The machine knows only the sockets it was told were opened.
     const decision = this._machineOpened ? this._machine.connectionLost(this._now()) : null;
     this._machineOpened = false;
+    // Gaps the loss settles (an undecodable frame history could not bring again) now.
+    for (const event of this._machine.eventsReceived()) {
+      this._dispatch(event);
+    }
     for (const shared of this._subs.values()) {
       if (shared.state === 'confirmed') {
         shared.setState('pending', null);
