@@ -881,7 +881,7 @@ def _fast_ingest(
     ``Message``, queues it and wakes a task; and paho reads a packet with three ``recv``
     calls or more (command byte, length bytes, body) while aiomqtt reads one packet per
     socket wake-up. Here paho's callback routes each message directly, and paho reads
-    through :class:`_BufferedSocket`: one ``recv`` of up to 64 KiB serves many packets,
+    through :class:`_BufferedSocket`: one ``recv`` of up to ``READ_SIZE`` serves many packets,
     and its ``pending()`` keeps aiomqtt's read callback going until they are all handled.
     """
     paho = client._client  # aiomqtt exposes no hook for either
@@ -897,20 +897,38 @@ def _fast_ingest(
     paho.on_socket_open = on_socket_open
 
 
-class _BufferedSocket:
-    """A socket whose small reads are served from one large ``recv`` (see _fast_ingest)."""
+#: Bytes read from the broker per turn of the event loop. What one read holds is routed
+#: before connections get to write: 512 bytes is a few dozen small readings, few enough
+#: that a burst (a backlog after a reconnect) never fills a small outbox before its
+#: connection had a chance to write (a ``disconnect``-policy subscriber would be told
+#: ``too_slow`` for the server's haste); tests/integration/test_delivery.py's too_slow
+#: tests fail with 2 KiB and an outbox of 64 KiB.
+READ_SIZE = 512
 
-    __slots__ = ("_buffer", "_position", "_sock")
+
+class _BufferedSocket:
+    """A socket whose small reads are served from one large ``recv`` (see _fast_ingest).
+
+    At most one ``recv`` from the broker per turn of the event loop: past it, a read says
+    "would block" (paho keeps the partial packet and goes on at the socket's next
+    readiness), so that one turn routes at most ``READ_SIZE`` bytes of messages.
+    """
+
+    __slots__ = ("_buffer", "_position", "_read_this_turn", "_sock")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buffer = b""
         self._position = 0
+        self._read_this_turn = False
 
     def recv(self, size: int) -> bytes:
         position = self._position
         if position >= len(self._buffer):
-            data: bytes = self._sock.recv(65536)  # raises BlockingIOError when empty
+            if self._read_this_turn:
+                raise BlockingIOError("one read per turn of the event loop")
+            data: bytes = self._sock.recv(READ_SIZE)  # raises BlockingIOError when empty
+            self._turn()
             if len(data) <= size:
                 self._buffer, self._position = b"", 0
                 return data
@@ -918,6 +936,17 @@ class _BufferedSocket:
         end = position + size
         self._position = end
         return self._buffer[position:end]
+
+    def _turn(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on the event loop's thread: no turns to count
+        self._read_this_turn = True
+        loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._read_this_turn = False
 
     def pending(self) -> int:
         """Bytes read and not yet handed out, and those the TLS layer holds."""
