@@ -121,6 +121,7 @@ class ChartData {
   kernelNow = 0;
   hasWindow = false;
   askedAt = -Infinity;
+  unanswered = 0;
   disconnected = false;
   messages = 0;
   asks = 0;
@@ -155,8 +156,12 @@ class ChartData {
   /** Ask the kernel for its whole window, unless asked recently and not answered yet. */
   ask(): void {
     const now = performance.now();
-    if (!this.hasWindow && !this.disconnected && now - this.askedAt > ASK_AGAIN * 1000) {
+    // 3 s, then twice as long after each request left unanswered (at most 30 s): each
+    // answer is the whole window (megabytes), and a congested server must not get more.
+    const wait = Math.min(30, ASK_AGAIN * 2 ** Math.max(0, this.unanswered - 1));
+    if (!this.hasWindow && !this.disconnected && now - this.askedAt > wait * 1000) {
       this.askedAt = now;
+      this.unanswered++;
       this.asks++;
       this.model.send({ type: 'window' });
     }
@@ -183,6 +188,7 @@ class ChartData {
       this.store.clear();
       this.series = [];
       this.hasWindow = true;
+      this.unanswered = 0;
     } else if (msg.series_from !== this.series.length) {
       // Points of a window this model never got (it was created after them, or a message
       // was lost): they cannot be placed. Ask for the whole window again.
