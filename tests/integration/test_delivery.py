@@ -441,12 +441,29 @@ async def test_a_too_slow_client_that_reads_nothing_is_dropped_after_the_grace(
     await stuck.subscribe(make_identifier("strict"))
     handler = handler_of(engine, sid)
     shrink_socket_buffers(stuck, handler)
-    await asyncio.get_running_loop().run_in_executor(
-        None,
-        functools.partial(
-            publish_all, mosquitto, [("strict/a", str(i)) for i in range(20_000)], qos=0
-        ),
-    )
+    loop = asyncio.get_running_loop()
+    # First fill the socket: a few readings at a time until tornado holds bytes the kernel
+    # will not take. (Overflowing the outbox before anything was written would tell the
+    # client at once: it has then read everything written, nothing.)
+    device = mqtt.Client(CallbackAPIVersion.VERSION2)
+    device.connect("127.0.0.1", mosquitto.port)
+    device.loop_start()
+    try:
+        sent = 0
+        deadline = time.monotonic() + 30
+        while unsent_bytes(handler) == 0:
+            assert time.monotonic() < deadline, f"the socket took all of {sent} readings"
+            infos = [device.publish("strict/a", str(i), qos=1) for i in range(sent, sent + 50)]
+            await loop.run_in_executor(None, infos[-1].wait_for_publish, 10)
+            sent += len(infos)
+            await asyncio.sleep(0.05)
+        assert handler.session is not None and not handler.session.closing
+        # Then far more than the outbox holds.
+        infos = [device.publish("strict/a", str(i), qos=0) for i in range(sent, 20_000)]
+        await loop.run_in_executor(None, infos[-1].wait_for_publish, 30)
+    finally:
+        device.loop_stop()
+        device.disconnect()
     deadline = time.monotonic() + 60
     while handler.session in engine.connections:
         assert time.monotonic() < deadline, "the stuck connection is still open"
