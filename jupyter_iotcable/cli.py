@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
+from .argtypes import positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("channel", metavar="CHANNEL")
     tail.add_argument("--topic", help="an MQTT filter inside the channel, e.g. plant/lyon/+/env")
     tail.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    tail.add_argument("--count", type=_positive_int, help="stop after N readings")
+    tail.add_argument("--count", type=positive_int, help="stop after N readings")
     _add_connection_options(tail)
 
     publish = commands.add_parser(
@@ -92,16 +93,6 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=_positive_float, default=10.0, help="seconds to wait for the server"
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:

@@ -17,6 +17,8 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+from ..argtypes import positive_int
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -170,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("channel", metavar="CHANNEL", help=_CHANNEL_HELP)
     _topic_option(tail)
     tail.add_argument(
-        "-n", dest="rows", type=_positive_int, default=10, help="how many readings (default: 10)"
+        "-n", dest="rows", type=positive_int, default=10, help="how many readings (default: 10)"
     )
     tail.add_argument(
         "--history",
@@ -208,16 +210,6 @@ def _topic_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic", "-t", help="an MQTT filter inside the channel, e.g. 'plant/lyon/+/env'"
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
 def _identifier(text: str) -> str:
