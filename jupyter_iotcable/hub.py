@@ -896,6 +896,21 @@ class Batch:
     dropped: int
 
 
+class Pressure:
+    """A flag the outboxes raise for the bridge: one of them filled to half its bound since
+    it last wrote. The bridge then stops reading the broker until the next turn of the
+    event loop, after the connections' writes (bridge/fast_ingest.py), and lowers it.
+
+    Raised once per outbox between two writes of its connection: a client that does not
+    read holds its outbox full without slowing the bridge for everyone.
+    """
+
+    __slots__ = ("raised",)
+
+    def __init__(self) -> None:
+        self.raised = False
+
+
 class Outbox:
     """The bounded outgoing queue of one connection.
 
@@ -918,12 +933,22 @@ class Outbox:
         "pending_bytes",
         "pending_rows",
         "pinned_bytes",
+        "pressed",
+        "pressure",
         "wake",
     )
 
-    def __init__(self, max_bytes: int = 1 << 20, *, wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_bytes: int = 1 << 20,
+        *,
+        wake: Callable[[], None] | None = None,
+        pressure: Pressure | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self.wake = wake
+        self.pressure = pressure
+        self.pressed = False  # raised the pressure since the socket last took bytes
         self.pending: dict[Subscriber, Pending] = {}
         self.pending_bytes = 0
         self.pending_rows = 0
@@ -963,6 +988,12 @@ class Outbox:
                 self._replace(sub, pending, entry)
             self.pending_bytes += cost
             self.pending_rows += 1
+            if (
+                not self.pressed
+                and self.pending_bytes + self.in_flight > self.max_bytes >> 1
+                and self.pressure is not None
+            ):
+                self.pressed = self.pressure.raised = True
         elif overhead + cost > self.max_bytes:
             # Larger than the whole bound on its own: it goes on its own. One waits per
             # subscription: a newer one replaces it, or is one too many (disconnect).
@@ -1083,6 +1114,7 @@ class Outbox:
         self.in_flight += nbytes
 
     def flushed(self, nbytes: int) -> None:
+        self.pressed = False
         in_flight = self.in_flight = max(0, self.in_flight - nbytes)
         if in_flight == 0:
             # Oversized entries that were written are gone: the bound is what it was.
@@ -1118,6 +1150,8 @@ class Hub:
         self._topics: dict[str, tuple[str, bytes]] = {}
         self._topic_bytes = 0
         self._dumps = dumps
+        # Raised by the outboxes of this hub's connections, lowered by the bridge.
+        self.pressure = Pressure()
         self.messages_in = 0
         self.unrouted = 0
 

@@ -30,7 +30,11 @@ class BridgeError(RuntimeError):
 
 
 class BridgeSink(Protocol):
-    """What a bridge reports to (the engine). Every call is synchronous and quick."""
+    """What a bridge reports to (the engine). Every call is synchronous and quick.
+
+    A sink may also have a ``pressure`` attribute (:class:`~jupyter_iotcable.hub.Pressure`):
+    a bridge that reads in bursts then paces itself by it (see :mod:`.fast_ingest`).
+    """
 
     def on_message(self, topic: str, payload: bytes, received_at: float) -> None:
         """One message, in the order the broker delivered them (``received_at``: unix s)."""

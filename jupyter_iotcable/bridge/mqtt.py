@@ -30,7 +30,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -42,6 +42,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from jupyter_iotcable.protocol import BrokerState
 from jupyter_iotcable.topics import validate_filter
 
+from . import fast_ingest
 from .interface import BridgeError
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import MQTTMessage
 
     from .interface import BridgeSink
+    from .mqtt_packets import Publish
     from .settings import BrokerSettings
 
 __all__ = ["BridgeError", "BrokerState", "MqttBridge", "MqttMessage", "describe_error"]
@@ -625,7 +627,15 @@ class MqttBridge:
         # aiomqtt warns on every publish beyond 10 awaiting their acknowledgement; a
         # simulator with many devices or a burst of commands is normal, not a problem.
         client.pending_calls_threshold = 1000
-        _fast_ingest(client, self._on_paho_message)
+        # QoS 2 messages (and every message, where the fast path cannot be installed)
+        # come through paho's callback, without aiomqtt's Message, queue and task wake-up.
+        client._client.on_message = self._on_paho_message
+        fast_ingest.install(
+            client,
+            self._route_step,
+            v5=protocol is aiomqtt.ProtocolVersion.V5,
+            pressure=getattr(self._sink, "pressure", None),
+        )
         return client
 
     async def _subscribe_all(
@@ -689,10 +699,10 @@ class MqttBridge:
         self._route(message.topic.value, payload, message.qos, bool(message.retain))
 
     def _on_paho_message(self, client: object, userdata: object, message: MQTTMessage) -> None:
-        """paho's ``on_message``, in place of aiomqtt's: a message is routed as soon as paho
-        has read it, without an aiomqtt ``Message``, a queue and a task wake-up each (the
-        broker's QoS 1 acknowledgement follows the routing). aiomqtt's iterator then only
-        tells :meth:`_pump` that the connection dropped."""
+        """paho's ``on_message``, in place of aiomqtt's, for what :mod:`.fast_ingest`
+        leaves to paho (QoS 2): routed as soon as paho has read it, without an aiomqtt
+        ``Message``, a queue and a task wake-up each. aiomqtt's iterator then only tells
+        :meth:`_pump` that the connection dropped."""
         try:
             topic = message.topic
         except UnicodeDecodeError:  # a broker must refuse these; skip rather than crash
@@ -704,26 +714,36 @@ class MqttBridge:
         self._route(topic, payload, message.qos, bool(message.retain))
 
     def _route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        self._messages_in += 1
+        self._route_step([(topic, payload, qos, retain)])
+
+    def _route_step(self, messages: list[Publish]) -> None:
+        """Hand messages to the sink (or ``on_message``) in order; a failure costs only its
+        own message. A topic that is not UTF-8 (``None``) is counted and skipped."""
         started = time.perf_counter()
-        try:
-            if self._sink is not None:
-                self._sink.on_message(topic, payload, self._clock())
-            else:
-                assert self._on_message is not None
-                self._on_message(MqttMessage(topic, payload, self._clock(), qos, retain))
-        except Exception:
-            self._handler_errors += 1
-            # Logged on the 1st, 10th, 100th... failure: a broken handler must not flood logs.
-            if math.log10(self._handler_errors).is_integer():
-                logger.exception(
-                    "on_message failed for a message on %r (%d failures so far); "
-                    "the message was skipped",
-                    topic,
-                    self._handler_errors,
-                )
-        finally:
-            self._busy += time.perf_counter() - started
+        sink, on_message, clock = self._sink, self._on_message, self._clock
+        for topic, payload, qos, retain in messages:
+            if topic is None:  # a broker must refuse these; skip rather than crash
+                self._handler_errors += 1
+                continue
+            self._messages_in += 1
+            try:
+                if sink is not None:
+                    sink.on_message(topic, payload, clock())
+                else:
+                    assert on_message is not None
+                    on_message(MqttMessage(topic, payload, clock(), qos, retain))
+            except Exception:
+                self._handler_errors += 1
+                # Logged on the 1st, 10th, 100th... failure: a broken handler must not
+                # flood logs.
+                if math.log10(self._handler_errors).is_integer():
+                    logger.exception(
+                        "on_message failed for a message on %r (%d failures so far); "
+                        "the message was skipped",
+                        topic,
+                        self._handler_errors,
+                    )
+        self._busy += time.perf_counter() - started
 
     # -- state and load ----------------------------------------------------------------------
 
@@ -870,92 +890,6 @@ class MqttBridge:
             inbox.window_peak = inbox.backlog
             dropped_before = inbox.dropped
             window_start = now
-
-
-def _fast_ingest(
-    client: aiomqtt.Client, on_message: Callable[[object, object, MQTTMessage], None]
-) -> None:
-    """The fastest correct way in for messages, keeping aiomqtt's connection handling.
-
-    Measured with bench/ingest.py: aiomqtt's iterator turns each paho message into its own
-    ``Message``, queues it and wakes a task; and paho reads a packet with three ``recv``
-    calls or more (command byte, length bytes, body) while aiomqtt reads one packet per
-    socket wake-up. Here paho's callback routes each message directly, and paho reads
-    through :class:`_BufferedSocket`: one ``recv`` of up to ``READ_SIZE`` serves many packets,
-    and its ``pending()`` keeps aiomqtt's read callback going until they are all handled.
-    """
-    paho = client._client  # aiomqtt exposes no hook for either
-    paho.on_message = on_message
-    opened = paho.on_socket_open
-
-    def on_socket_open(paho_client: Any, userdata: object, sock: Any) -> None:
-        buffered = _BufferedSocket(sock)
-        paho_client._sock = buffered
-        if opened is not None:
-            opened(paho_client, userdata, buffered)
-
-    paho.on_socket_open = on_socket_open
-
-
-#: Bytes read from the broker per turn of the event loop. What one read holds is routed
-#: before connections get to write: 512 bytes is a few dozen small readings, few enough
-#: that a burst (a backlog after a reconnect) never fills a small outbox before its
-#: connection had a chance to write (a ``disconnect``-policy subscriber would be told
-#: ``too_slow`` for the server's haste); tests/integration/test_delivery.py's too_slow
-#: tests fail with 2 KiB and an outbox of 64 KiB.
-READ_SIZE = 512
-
-
-class _BufferedSocket:
-    """A socket whose small reads are served from one large ``recv`` (see _fast_ingest).
-
-    At most one ``recv`` from the broker per turn of the event loop: past it, a read says
-    "would block" (paho keeps the partial packet and goes on at the socket's next
-    readiness), so that one turn routes at most ``READ_SIZE`` bytes of messages.
-    """
-
-    __slots__ = ("_buffer", "_position", "_read_this_turn", "_sock")
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buffer = b""
-        self._position = 0
-        self._read_this_turn = False
-
-    def recv(self, size: int) -> bytes:
-        position = self._position
-        if position >= len(self._buffer):
-            if self._read_this_turn:
-                raise BlockingIOError("one read per turn of the event loop")
-            data: bytes = self._sock.recv(READ_SIZE)  # raises BlockingIOError when empty
-            self._turn()
-            if len(data) <= size:
-                self._buffer, self._position = b"", 0
-                return data
-            self._buffer, position = data, 0
-        end = position + size
-        self._position = end
-        return self._buffer[position:end]
-
-    def _turn(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not on the event loop's thread: no turns to count
-        self._read_this_turn = True
-        loop.call_soon(self._next_turn)
-
-    def _next_turn(self) -> None:
-        self._read_this_turn = False
-
-    def pending(self) -> int:
-        """Bytes read and not yet handed out, and those the TLS layer holds."""
-        inner = getattr(self._sock, "pending", None)
-        buffered = len(self._buffer) - self._position
-        return buffered + (inner() if inner is not None else 0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
 
 
 def _taken_over(exc: BaseException) -> bool:

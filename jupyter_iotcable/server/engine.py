@@ -104,6 +104,8 @@ class CableEngine:
         self.connections: set[CableSession] = set()
         self.sessions: dict[str, SavedSession] = {}
         self.health = BrokerHealth()
+        # The bridge paces its reading of the broker by it (bridge/fast_ingest.py).
+        self.pressure = self.hub.pressure
         self.bridge: Bridge = bridge(self.hub.filters, self)
         self._tasks: list[asyncio.Task[None]] = []
         self.publishes_ok = 0

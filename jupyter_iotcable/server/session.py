@@ -137,7 +137,9 @@ class CableSession:
         self.conn = ServerConnection(
             subprotocol, sid, max_subscriptions=settings.max_subscriptions, codec=ORJSON_CODEC
         )
-        self.outbox = Outbox(settings.outbox_bytes, wake=self._rows_queued)
+        self.outbox = Outbox(
+            settings.outbox_bytes, wake=self._rows_queued, pressure=engine.hub.pressure
+        )
         self.bucket = TokenBucket(settings.publish_rate, settings.publish_burst, now)
         self.grants: dict[str, Grant] = {}
         # Identifiers whose history is being sent (a dict: an empty one is a third of an

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyter_iotcable.hub import Batch, ChannelSpec, HistoryGap, Hub, Outbox, Policy, RateMeter
+from jupyter_iotcable.hub import (
+    Batch,
+    ChannelSpec,
+    HistoryGap,
+    Hub,
+    Outbox,
+    Policy,
+    Pressure,
+    RateMeter,
+)
 from jupyter_iotcable.protocol import HistoryRequest, StreamPosition, Subprotocol, make_identifier
 from jupyter_iotcable.protocol.rows import EncodedRows
 from jupyter_iotcable.readings import make_decoder
@@ -181,6 +190,29 @@ def test_in_flight_bytes_count_against_the_bound() -> None:
     assert batch.dropped == 1
     box.flushed(990)
     assert box.in_flight == 0
+
+
+def test_an_outbox_half_full_raises_the_pressure_once_until_its_socket_takes_bytes() -> None:
+    hub = make_hub()
+    pressure = Pressure()
+    box = Outbox(max_bytes=2_000, pressure=pressure)
+    hub.subscribe(box, "id", "numbers", None, Policy.CONFLATE)
+    pushes = 0
+    while not pressure.raised:
+        hub.ingest("num/a", str(pushes).encode(), 1.0, 1.0)
+        pushes += 1
+        assert pushes < 100
+    assert 1_000 < box.used <= 2_000, "raised on crossing half the bound"
+    pressure.raised = False  # the bridge lowers it and waits a turn
+    for i in range(200):  # the socket took nothing meanwhile: a stuck client
+        hub.ingest(f"num/{i}", b"1", 1.0, 1.0)
+    assert not pressure.raised, "a full outbox does not hold the bridge back forever"
+    for batch in box.take():
+        box.sent(sum(e.size for e in batch.entries))
+    box.flushed(box.in_flight)  # its socket took everything
+    while not pressure.raised:
+        hub.ingest("num/b", b"2", 1.0, 1.0)
+    assert box.used > 1_000, "half full again since the write: raised again"
 
 
 def test_disconnect_policy_overflows_and_frees_memory() -> None:
