@@ -175,6 +175,13 @@ def main() -> None:
         help="the raw subscriber's MQTT version: 5 (the bridge's), 3.1.1 (aiomqtt's "
         "default), or both, each against the same drain of ours (default: both)",
     )
+    parser.add_argument(
+        "--outbox-bytes",
+        type=int,
+        default=256 << 20,
+        help="the server's outbox_bytes (default 256 MiB: the whole backlog; the server's own "
+        "default, 1 MiB, shows the bridge pacing itself to what the connection writes)",
+    )
     parser.add_argument("--raw-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n: int = args.messages
@@ -184,7 +191,10 @@ def main() -> None:
     versions = list(RAW_MQTT) if args.raw_mqtt == "both" else [args.raw_mqtt]
 
     revision = git_revision()
-    print(f"jupyter-iotcable ingest bench at {revision}: {n} readings, QoS 1, {DEVICES} topics")
+    print(
+        f"jupyter-iotcable ingest bench at {revision}: {n} readings, QoS 1, {DEVICES} topics, "
+        f"outbox_bytes {args.outbox_bytes}"
+    )
     ratios: dict[str, list[float]] = {mqtt: [] for mqtt in versions}
     with tempfile.TemporaryDirectory(prefix="iotcable-ingest-") as tmp:
         broker = start_broker(Path(tmp))
@@ -198,7 +208,7 @@ def main() -> None:
             Path(tmp) / "server",
             broker,
             channels=channels,
-            extra_config={"ping_interval": 30, "outbox_bytes": 256 << 20},
+            extra_config={"ping_interval": 30, "outbox_bytes": args.outbox_bytes},
         )
         try:
             server.start(timeout=120)

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..hub import DEFAULT_HISTORY_BYTES, ChannelSpec, Policy
 from ..protocol.limits import DEFAULT_MAX_READING_BYTES, MAX_READING_BYTES
 from ..readings import Decoder, DecoderConfigError, PayloadFormat, make_decoder
+from ..readings_orjson import loads as orjson_loads
 from ..topics import TopicError, TopicTemplate, contains, is_wildcard, matches, validate_filter
 
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -203,7 +204,11 @@ def parse_channel(name: object, raw: object) -> ChannelConfig:
     if time_field is not None and not isinstance(time_field, str):
         raise ConfigError(f"{_key(name, 'time_field')} must be a string, got {time_field!r}")
     try:
-        decoder = make_decoder(str(fmt_raw), csv_columns=csv_columns, time_field=time_field)
+        # JSON payloads decode with orjson first (the same readings, 2-3x faster); the
+        # standard library's decoder says why a payload is refused.
+        decoder = make_decoder(
+            str(fmt_raw), csv_columns=csv_columns, time_field=time_field, json_loads=orjson_loads
+        )
     except DecoderConfigError as e:
         raise ConfigError(f"{_key(name)}: {e}") from e
 
