@@ -19,10 +19,11 @@ import logging
 import secrets
 import struct
 import time
+import weakref
 from typing import Any
 
 from tornado.httputil import HTTPHeaders
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..protocol import choose_subprotocol
@@ -38,6 +39,10 @@ log = logging.getLogger("jupyter_iotcable.server")
 # A server's text frame header: FIN + opcode 1, then the unmasked payload length.
 _HEADER16 = struct.Struct("!BBH")
 _HEADER64 = struct.Struct("!BBQ")
+
+#: Writes in a row within one pump when the socket takes each one at once (the chunks of a
+#: history answer); then the rest waits for the next turn, after the other connections.
+SYNC_WRITES = 4
 
 UNSUPPORTED = (
     "unsupported subprotocol; offer iotcable-v1-json, actioncable-v1-ext-json "
@@ -56,8 +61,9 @@ class CableSocket(WebSocketHandler):
     def initialize(self, engine: CableEngine) -> None:
         self.engine = engine
         self._pinged_at = self._pong_at = 0.0
-        self._wake_handle: asyncio.Handle | None = None
+        self._wake_handle: asyncio.TimerHandle | None = None
         self._wake_when = 0.0
+        self._due = False  # in the next turn's list of connections to advance
         self._drained: asyncio.Future[None] | None = None
 
     # -- handshake --------------------------------------------------------------------
@@ -166,20 +172,30 @@ class CableSocket(WebSocketHandler):
     def wake(self, delay: float) -> None:
         """The session wants :meth:`_advance` within ``delay`` seconds (0: right after
         what the loop is doing now, e.g. routing a burst of readings)."""
+        if self._due:
+            return  # an advance at the next turn is coming: it does what is due
         loop = asyncio.get_running_loop()
-        when = loop.time() + delay
         handle = self._wake_handle
+        if delay <= 0:
+            if handle is not None:
+                handle.cancel()
+                self._wake_handle = None
+            self._due = True
+            _next_turn(loop).add(self)
+            return
+        when = loop.time() + delay
         if handle is not None:
             if self._wake_when <= when:
                 return
             handle.cancel()
         self._wake_when = when
-        self._wake_handle = (
-            loop.call_soon(self._advance) if delay <= 0 else loop.call_at(when, self._advance)
-        )
+        self._wake_handle = loop.call_at(when, self._advance)
 
     def _advance(self) -> None:
-        self._wake_handle = None
+        self._due = False
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+            self._wake_handle = None
         session = self.session
         if session is not None:
             session.advance(time.time())
@@ -190,13 +206,24 @@ class CableSocket(WebSocketHandler):
         session = self.session
         if session is None or session.closed:
             return
-        frames = session.data_to_send()
-        if frames:
+        for _ in range(SYNC_WRITES):
+            frames = session.data_to_send()
+            if not frames:
+                break
             try:
                 future, size = self._write_frames(frames)
             except (WebSocketClosedError, StreamClosedError):
                 return
-            future.add_done_callback(functools.partial(self._written, size))
+            if future is not None:
+                future.add_done_callback(functools.partial(self._written, size))
+                break
+            # The socket took everything at once: what the session sends next (the next
+            # chunk of a history answer) may go now too.
+            self._took(session, size)
+            if session.closed:
+                return
+        else:
+            self.wake(0)  # more to send: at the next turn, after the other connections
         if session.drop:
             connection = self.ws_connection
             if connection is not None and connection.stream is not None:
@@ -204,13 +231,17 @@ class CableSocket(WebSocketHandler):
         elif session.close_code is not None:
             self.close(session.close_code, session.close_reason)
 
-    def _write_frames(self, frames: list[str | bytes]) -> tuple[asyncio.Future[None], int]:
-        """Write text frames in one go; the future completes when the socket took them.
+    def _write_frames(self, frames: list[str | bytes]) -> tuple[asyncio.Future[None] | None, int]:
+        """Write text frames in one go; returns a future that completes when the socket
+        took them (``None``: it took them at once) and their size on the wire.
 
         Tornado's ``write_message`` costs a task per frame (it wraps the stream's future
         to translate its error); a server frame is only a header and the payload (no mask,
-        no compression here), so the frames are framed here and written to the stream at
-        once: one write and one future per pump, whatever the number of frames.
+        no compression here), so the frames are framed here and written at once: one write
+        per pump, whatever the number of frames. When tornado holds nothing unwritten, the
+        frames go straight to the socket, as tornado's own write would first try: most
+        writes are taken whole, and then need no future and no callbacks (measured at
+        1000 subscribers x 10 readings/s, they were a sixth of the server's CPU).
         """
         connection = self.ws_connection
         if connection is None or connection.is_closing():
@@ -236,7 +267,19 @@ class CableSocket(WebSocketHandler):
                 parts.append(_HEADER64.pack(0x81, 127, n))
             parts.append(data)
         wire = b"".join(parts)
-        return stream.write(wire), len(wire)
+        size = len(wire)
+        if type(stream) is IOStream and not stream.writing() and not stream.closed():
+            try:
+                sent = stream.socket.send(wire)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = 0  # tornado's write finds out, and closes the stream
+            if sent == size:
+                return None, size
+            if sent:
+                wire = wire[sent:]
+        return stream.write(wire), size
 
     def _written(self, size: int, future: asyncio.Future[None]) -> None:
         if not future.cancelled():
@@ -244,13 +287,18 @@ class CableSocket(WebSocketHandler):
         session = self.session
         if session is None or session.closed:
             return
+        self._took(session, size)
+        self._pump()
+
+    def _took(self, session: CableSession, size: int) -> None:
+        """The socket took ``size`` bytes: tell the session; read the client again if it
+        waited for that."""
         session.written(size, time.time())
         drained = self._drained
         if drained is not None and not session.backlogged:
             self._drained = None
             if not drained.done():
                 drained.set_result(None)
-        self._pump()
 
     def on_close(self) -> None:
         if self._wake_handle is not None:
@@ -261,3 +309,47 @@ class CableSocket(WebSocketHandler):
             drained.set_result(None)
         if self.session is not None:
             self.session.closed_by_peer()
+
+
+class _NextTurn:
+    """The connections that want to advance at the next turn of the event loop, run by one
+    callback in the order they asked.
+
+    A reading for 1000 connections asked for 1000 ``call_soon`` (an asyncio ``Handle`` each,
+    a seventh of the server's CPU at 1000 subscribers x 10 readings/s); now it is one.
+    """
+
+    __slots__ = ("_due", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: list[CableSocket] = []
+        self._scheduled = False
+
+    def add(self, socket: CableSocket) -> None:
+        self._due.append(socket)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        due, self._due = self._due, []
+        for socket in due:
+            try:
+                socket._advance()
+            except Exception:
+                # One connection's failure must not cost the others their turn.
+                log.exception("iotcable: advancing a connection failed")
+
+
+_NEXT_TURN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _NextTurn] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _next_turn(loop: asyncio.AbstractEventLoop) -> _NextTurn:
+    queue = _NEXT_TURN.get(loop)
+    if queue is None:
+        queue = _NEXT_TURN[loop] = _NextTurn(loop)
+    return queue
