@@ -7,12 +7,15 @@ it reconnects with exponential backoff and jitter and resubscribes; and it hands
 to a synchronous ``on_message`` callback (the hub) in arrival order. Broker trouble is never
 raised to the caller: it shows in ``state``, ``status()`` and the ``on_state`` callback.
 
-Back-pressure. The bridge drains aiomqtt's incoming queue in one go each time it wakes up,
-so its own backlog stays at a handful of messages: when ``on_message`` is slow, the event
-loop reads the socket less often, TCP pushes back, and the broker holds the rest in our
-session queue (bounded by the broker's own limits, which is where an operator looks for
-them). The queue is still bounded (``max_backlog``) so that no burst can grow memory without
-limit; what it would have to drop is counted. The bridge says it cannot keep up
+Messages come in through :mod:`.fast_ingest` (PUBLISH packets read and routed as they are
+read, without aiomqtt's ``Message``, queue and task per message); aiomqtt keeps the
+connection. Back-pressure: nothing waits in the bridge, so when ``on_message`` is slow, the
+event loop reads the socket less often, TCP pushes back, and the broker holds the rest in
+our session queue (bounded by the broker's own limits, which is where an operator looks
+for them); reading is also paced to what the connections write (``hub.Pressure``).
+aiomqtt's queue, used only where the fast path cannot be installed, is bounded
+(``max_backlog``) so that no burst can grow memory without limit; what it would have to
+drop is counted. The bridge says it cannot keep up
 (``overloaded`` in ``status()`` and one warning per episode) when ``on_message`` kept the
 loop busy for most of a measuring window, when the backlog reached half its bound, or when
 it had to drop.
