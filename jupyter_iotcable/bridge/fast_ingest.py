@@ -138,7 +138,10 @@ class BrokerReader:
             if self.eof:
                 return b""  # paho: the connection is lost
             if self._turn_bytes >= TURN_BYTES:
-                break  # the socket is still readable: the next turn goes on
+                # The next turn goes on, even if the socket does not say it is readable
+                # again (TLS may hold bytes it decrypted already).
+                self._pause()
+                break
             try:
                 data: bytes = self._sock.recv(READ_SIZE)
             except _WOULD_BLOCK:

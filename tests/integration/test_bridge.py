@@ -780,7 +780,12 @@ async def test_mqtts_with_the_broker_ca(tls_mosquitto: tuple[Mosquitto, int, Pat
         assert bridge.status()["tls"] is True
         await asyncio.to_thread(broker.publish, "tls/x", b"secret reading")
         await inbox.wait_for(1)
-    assert inbox.payloads == [b"secret reading"]
+        # A burst of more than the bridge reads per turn of the event loop (fast_ingest's
+        # TURN_BYTES), through TLS: every message, in order.
+        burst = [b"%05d" % i + b"." * 200 for i in range(3000)]
+        await asyncio.to_thread(publish_many, broker.port, "tls/burst", burst)
+        await inbox.wait_for(1 + len(burst))
+    assert inbox.payloads == [b"secret reading", *burst]
 
 
 @pytest.mark.asyncio
