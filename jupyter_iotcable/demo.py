@@ -281,6 +281,8 @@ def lab_config(
             "broker_url": broker.url,
             "broker_username": broker.username,
             "broker_password_env": PASSWORD_VAR,
+            # amqtt speaks 3.1.1 only and ignores an MQTT 5 attempt: no 10 s probe.
+            "broker_protocol": "3.1.1",
             "channels": {
                 "telemetry": {
                     "topics": ["plant/+/+/env"],

@@ -60,6 +60,7 @@ BROKER_KEYS = {
     "password": "broker_username",
     "client_id": "broker_client_id",
     "keepalive": "broker_keepalive",
+    "protocol": "broker_protocol",
     "session_expiry": "broker_session_expiry",
     "ca_certs": "broker_ca_certs",
     "certfile": "broker_certfile",
@@ -190,6 +191,14 @@ class IoTCableApp(ExtensionApp):
         "derived from the OS user, the host name, the server's configured port and root "
         "directory (under JupyterHub: the hub, user and server name), which is the same on "
         "every restart of that server.",
+    )
+    broker_protocol = Unicode(
+        "auto",
+        config=True,
+        help="MQTT version: 'auto' (MQTT 5, else 3.1.1), '5' or '3.1.1'. Set '3.1.1' for a "
+        "broker that speaks only 3.1.1 and ignores an MQTT 5 CONNECT instead of refusing it "
+        "(amqtt does): 'auto' waits out the connect timeout (10 s) before falling back, on "
+        "every start.",
     )
     broker_keepalive = Int(30, config=True, help="MQTT keepalive, 5 to 65535 seconds.")
     broker_session_expiry = Int(
@@ -448,6 +457,7 @@ class IoTCableApp(ExtensionApp):
                 client_id=self._client_id(),
                 keepalive=self.broker_keepalive,
                 session_expiry=self.broker_session_expiry,
+                protocol=self.broker_protocol,
                 ca_certs=self.broker_ca_certs,
                 certfile=self.broker_certfile,
                 keyfile=self.broker_keyfile,

@@ -516,11 +516,17 @@ def conflict_of(bridge: MqttBridge) -> bool:
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 @pytest.mark.asyncio
 async def test_two_bridges_sharing_a_client_id_report_the_takeover(
-    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture, protocol: str
+    mosquitto: Mosquitto,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
 ) -> None:
     """mosquitto closes the older connection whenever a client reuses its id: both bridges
     are accepted and dropped in turn, and say so instead of silently splitting readings."""
     caplog.set_level(logging.INFO, logger="jupyter_iotcable.bridge")
+    # How long a connection must last to clear the report: 2 s here, not 10 (still five
+    # times the backoff cap below, so no connection lasts that long while both fight).
+    monkeypatch.setattr("jupyter_iotcable.bridge.mqtt.STABLE_CONNECTION", 2.0)
     settings = settings_for(mosquitto, client_id="shared-id", protocol=protocol)
     options: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.4}
     first = MqttBridge(settings, ["plant/#"], Inbox(), **options)

@@ -79,6 +79,10 @@ def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: P
             reading = next(sub.readings(timeout=remaining(deadline)))
         remaining(deadline)
         assert reading.columns["site"] in ("lyon", "porto")
+        # Lab's bridge speaks amqtt's 3.1.1 at once: no MQTT 5 attempt to wait out (10 s).
+        (workdir,) = (tmp_path / "tmp").iterdir()
+        lab_log = (workdir / "lab.log").read_text()
+        assert "with MQTT 3.1.1" in lab_log and "did not accept MQTT 5" not in lab_log, lab_log
         assert isinstance(reading.payload, dict)
         assert {"seq", "ts", "temperature", "setpoint", "status"} <= set(reading.payload)
 
@@ -103,7 +107,6 @@ def test_demo_serves_readings_within_30_seconds_and_stops_everything(tmp_path: P
         for line, readme_line in zip(printed, expected, strict=True):
             assert as_pattern(readme_line).fullmatch(line.rstrip("\n")), (line, readme_line)
 
-        (workdir,) = (tmp_path / "tmp").iterdir()
         assert demo.signal(signal.SIGTERM) == 0
         _, alive = psutil.wait_procs(family, timeout=10)
         assert alive == []
@@ -318,6 +321,8 @@ def test_lab_config_channels_pass_the_extension_validation(tmp_path: Path) -> No
     config = lab_config(broker, root_dir=tmp_path, port=8899, token="t", open_browser=False)
     iot_config = config["IoTCableApp"]
     assert iot_config["broker_url"] == "mqtt://127.0.0.1:1883"
+    # amqtt ignores an MQTT 5 CONNECT: "auto" made Lab wait 10 s before every demo.
+    assert iot_config["broker_protocol"] == "3.1.1"
     assert "pw" not in json.dumps(config)
     channels = {name: parse_channel(name, raw) for name, raw in iot_config["channels"].items()}
     owner = f"user:{getpass.getuser()}"

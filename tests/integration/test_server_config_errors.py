@@ -69,6 +69,10 @@ INVALID_SETTINGS: dict[str, tuple[dict[str, Any], str]] = {
         "c.IoTCableApp.broker_session_expiry: session_expiry must be between 0 and "
         "4294967295 seconds, not -1",
     ),
+    "protocol": (
+        {"broker_protocol": "3.1"},
+        "c.IoTCableApp.broker_protocol: protocol must be one of auto, 5, 3.1.1, not '3.1'",
+    ),
     "tls_option_on_plain_mqtt": (
         {"broker_tls_insecure": True},
         "c.IoTCableApp.broker_tls_insecure: tls_insecure only applies to TLS connections; "
