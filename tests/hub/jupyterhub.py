@@ -74,6 +74,9 @@ HUB_CHANNELS: dict[str, dict[str, Any]] = {
         "write": ["group:operators"],
     },
 }
+#: Seconds the service caches the hub's answers in these tests (its default is 10).
+HUB_ANSWER_CACHE = 3
+
 #: Members of this hub group hold the role that grants write on commands by scope only.
 COMMANDERS = "iotcable-commanders"
 
@@ -320,7 +323,11 @@ class TestHub:
                         "broker_password_file": str(password),
                         "broker_client_id": "iotcable-hub-service",
                         "channels": HUB_CHANNELS,
-                    }
+                    },
+                    # How long the service trusts the hub's answer about a user's scopes
+                    # (the service's default is 10 s): a grant or a revocation reaches the
+                    # service within this, and open connections within half of it more.
+                    "HubOAuth": {"cache_max_age": HUB_ANSWER_CACHE},
                 },
                 indent=1,
             )

@@ -193,7 +193,7 @@ def test_a_custom_scope_granted_through_a_role_opens_commands_and_revoking_close
         return status == 200
 
     def settles(expected: bool, within: float = 20.0) -> bool:
-        # The service caches the hub's answer for HubOAuth.cache_max_age (10 s).
+        # The service caches the hub's answer for HubOAuth.cache_max_age (HUB_ANSWER_CACHE).
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if allowed() == expected:
@@ -268,7 +268,7 @@ def test_a_revoked_scope_closes_commands_on_bobs_open_connection(hub: Hub) -> No
     publish_url = hub.service_url + "iotcable/api/channels/commands/publish"
     hub.set_group(COMMANDERS, "bob", member=True)
     try:
-        deadline = time.monotonic() + 30  # the service's cache of the hub's answer: 10 s
+        deadline = time.monotonic() + 30  # the service caches the hub's answer: 3 s here
         while post(publish_url, token, COMMAND)[0] != 200:
             assert time.monotonic() < deadline, "the grant did not reach the service"
             time.sleep(0.5)
@@ -278,7 +278,7 @@ def test_a_revoked_scope_closes_commands_on_bobs_open_connection(hub: Hub) -> No
             assert cable.publish("commands", {"setpoint": 23}, topic=TOPIC)
 
             hub.set_group(COMMANDERS, "bob", member=False)
-            # Within the cache time and the service's re-check (5 s), the service drops
+            # Within the cache time and the service's re-check (half of it), the service drops
             # commands and closes the connection; the cable resumes, commands is refused.
             deadline = time.monotonic() + 60
             while not commands.status.startswith("rejected"):
