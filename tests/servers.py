@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,35 @@ TEST_CHANNELS: dict[str, dict[str, Any]] = {
     "numbers": {"topics": ["num/#"], "format": "number", "read": ["*"]},
     "secret": {"topics": ["secret/#"], "read": ["user:somebody-else"]},
 }
+
+
+#: What a server that is still starting answers with: nothing, or nothing useful yet.
+NOT_YET = (urllib.error.URLError, ConnectionError, TimeoutError, ValueError)
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    log_tail: Callable[[], str],
+    interval: float = 0.2,
+) -> None:
+    """Poll ``ready()`` until it says yes; raise with the process's log tail when the
+    process exits first (RuntimeError) or ``timeout`` passes (TimeoutError). ``ready``
+    may raise any of :data:`NOT_YET` while the process is starting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n{log_tail()}")
+        try:
+            if ready():
+                return
+        except NOT_YET:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready in {timeout}s:\n{log_tail()}")
 
 
 @dataclass
@@ -105,22 +135,17 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited:\n{self.log_tail()}")
-            try:
-                if not wait_for_broker:
-                    self.get("api/status")
-                    return
-                status = self.get("iotcable/api/status")
-                broker = status.get("broker", {})
-                if isinstance(broker, dict) and broker.get("state") == "connected":
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"jupyter server not ready in {timeout}s:\n{self.log_tail()}")
+
+        def ready() -> bool:
+            if not wait_for_broker:
+                self.get("api/status")
+                return True
+            broker = self.get("iotcable/api/status").get("broker", {})
+            return isinstance(broker, dict) and broker.get("state") == "connected"
+
+        wait_ready(
+            self.process, ready, timeout=timeout, what="jupyter server", log_tail=self.log_tail
+        )
 
     def get(self, path: str, token: str | None = None) -> dict[str, Any]:
         req = urllib.request.Request(

@@ -48,6 +48,7 @@ from jupyter_iotcable.hubservice.scopes import (
     server_token_scopes,
 )
 from tests.brokers import Mosquitto, free_port
+from tests.servers import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
@@ -418,19 +419,18 @@ class TestHub:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited:\n{self.log_tail()}")
-            try:
-                status = self.service_get("iotcable/api/status", self.admin_token)
-                if status.get("broker", {}).get("state") == "connected":
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-                pass
-            time.sleep(0.25)
-        raise TimeoutError(
-            f"the hub and its service were not ready in {timeout}s:\n{self.log_tail()}"
+
+        def ready() -> bool:
+            status = self.service_get("iotcable/api/status", self.admin_token)
+            return bool(status.get("broker", {}).get("state") == "connected")
+
+        wait_ready(
+            self.process,
+            ready,
+            timeout=timeout,
+            what="jupyterhub and its iotcable service",
+            log_tail=self.log_tail,
+            interval=0.25,
         )
 
     def stop(self) -> None:
