@@ -18,7 +18,7 @@ import {
   statusLine,
   timeTicks
 } from '../widget/format';
-import { buildGrid, columnsFor, POINT_BUDGET } from '../widget/grid';
+import { buildGrid, columnsFor, POINT_BUDGET, silenceAfter } from '../widget/grid';
 import { decodeChunk, Line, LineStore } from '../widget/store';
 
 const T0 = 1_700_000_000;
@@ -155,6 +155,25 @@ test('the grid breaks a line where a device fell silent, and runs lines to the e
   assert.equal(ys[ys.length - 1], 7.5, 'so is the right edge');
   const steady = buildGrid([line], T0, T0 + 4, 8);
   assert.ok(!steady.ys[0].includes(null), 'no gap between regular readings');
+});
+
+test('the hover names a reading wherever a line is drawn, and none over a break', () => {
+  // Readings every 0.25 s with a 0.8 s stall (drawn across) and a 26 s silence (a break).
+  const t = [0, 0.25, 0.5, 0.75, 1, 1.8, 2.05, 2.3, 2.55, 28.55, 28.8, 29.05, 29.3].map(
+    x => T0 + x
+  );
+  const line = new Line();
+  line.extend(new Float64Array(t), new Float64Array(t.map((_, i) => i)), 0, t.length);
+  const grid = buildGrid([line], T0, T0 + 30, 600);
+  const reach = silenceAfter(line, grid.width) / 2;
+  const drawnAcross = (a: number, b: number) => {
+    const inside = grid.xs.flatMap((x, i) => (x > T0 + a && x < T0 + b ? [grid.ys[0][i]] : []));
+    return !inside.includes(null);
+  };
+  assert.ok(drawnAcross(1, 1.8), 'the stall is drawn across');
+  assert.ok(line.nearest(T0 + 1.4, reach) >= 0, 'so its middle names a reading');
+  assert.ok(!drawnAcross(2.55, 28.55), 'the silence breaks the line');
+  assert.equal(line.nearest(T0 + 15.5, reach), -1, 'and its middle names none');
 });
 
 test('times read as times, in UTC or local, and numbers exactly as sent', () => {

@@ -39,6 +39,8 @@ export interface IGrid {
   ys: Slot[][];
   /** Points placed (slots holding a value), all lines together. */
   drawn: number;
+  /** Seconds per bucket. */
+  width: number;
 }
 
 /** The usual spacing of a line's recent points: the median of its last few intervals. */
@@ -53,6 +55,17 @@ export function typicalSpacing(line: Line, sample = 32): number {
   }
   gaps.sort((a, b) => a - b);
   return gaps[gaps.length >> 1];
+}
+
+/**
+ * The longest silence a line is drawn across (a longer one breaks it): a few of its usual
+ * intervals, and never less than what the grid's buckets (`width`) or the store's
+ * compaction (`minGap`) put between points by themselves. The hover read-out reaches half
+ * of it either way, so wherever a line is drawn it names a reading, and over a break it
+ * says there is none.
+ */
+export function silenceAfter(line: Line, width: number, minGap = 0): number {
+  return Math.max(3.5 * typicalSpacing(line), minGap * 2.5, width * 2);
 }
 
 /**
@@ -82,7 +95,7 @@ export function buildGrid(
     if (!line || !line.length || !(width > 0)) {
       return slots;
     }
-    const gap = Math.max(3.5 * typicalSpacing(line), minGap * 2.5, width * 2);
+    const gap = silenceAfter(line, width, minGap);
     const t = line.t;
     const v = line.v;
     const i0 = line.lowerBound(x0);
@@ -129,7 +142,7 @@ export function buildGrid(
     close();
     return slots;
   });
-  return { xs, ys, drawn };
+  return { xs, ys, drawn, width };
 }
 
 function interpolate(ta: number, va: number, tb: number, vb: number, at: number): number {

@@ -25,7 +25,7 @@ import {
   TimeZone,
   zoneName
 } from './format';
-import { buildGrid, columnsFor, typicalSpacing } from './grid';
+import { buildGrid, columnsFor, silenceAfter } from './grid';
 import { Bytes, decodeChunk, LineStore } from './store';
 import { ILatestRow, LatestTable } from './table';
 
@@ -249,6 +249,8 @@ interface IPanel {
   field: number;
   plot: uPlot;
   tooltip: HTMLElement;
+  /** Seconds per bucket of the last grid drawn (the hover read-out reaches as far). */
+  bucket: number;
 }
 
 /** One view: header (status, range, pause, time zone), one panel per field, legend, table. */
@@ -526,6 +528,7 @@ class LiveView {
       const grid = buildGrid(lines, this.x0, this.x1, columns, this.data.store.bucketWidth);
       gridMs += performance.now() - gridStarted;
       drawn += grid.drawn;
+      panel.bucket = grid.width;
       // In a batch, uPlot draws now rather than in a microtask after this method: the
       // canvas is drawn by the time `ms` is read below, and counted in it.
       panel.plot.batch(() => panel.plot.setData([grid.xs, ...grid.ys] as uPlot.AlignedData, true));
@@ -648,7 +651,7 @@ class LiveView {
       plot.over.addEventListener('mouseleave', () => {
         tooltip.hidden = true;
       });
-      this.plots.push({ field: index, plot, tooltip });
+      this.plots.push({ field: index, plot, tooltip, bucket: 0 });
     });
   }
 
@@ -686,7 +689,10 @@ class LiveView {
       if (!line || this.hidden.has(name)) {
         return;
       }
-      const tolerance = Math.max(4 * perPixel, 1.5 * typicalSpacing(line));
+      // As far as the line is drawn: half the silence that would break it, either way.
+      const bucket = this.plots.find(panel => panel.field === field)?.bucket ?? 0;
+      const reach = silenceAfter(line, bucket, this.data.store.bucketWidth) / 2;
+      const tolerance = Math.max(4 * perPixel, reach);
       const at = line.nearest(time, Number.isFinite(tolerance) ? tolerance : 4 * perPixel);
       if (at >= 0) {
         rows.push({ name, value: line.v[at], color: colorOf(i) });
