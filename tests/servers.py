@@ -45,8 +45,8 @@ TEST_CHANNELS: dict[str, dict[str, Any]] = {
 }
 
 
-#: What a server that is still starting answers with: nothing, or nothing useful yet.
-NOT_YET = (urllib.error.URLError, ConnectionError, TimeoutError, ValueError)
+#: What a server that is still starting answers with: nothing yet.
+NOT_YET: tuple[type[Exception], ...] = (urllib.error.URLError, ConnectionError, TimeoutError)
 
 
 def wait_ready(
@@ -57,10 +57,11 @@ def wait_ready(
     what: str,
     log_tail: Callable[[], str],
     interval: float = 0.2,
+    not_yet: tuple[type[Exception], ...] = NOT_YET,
 ) -> None:
     """Poll ``ready()`` until it says yes; raise with the process's log tail when the
     process exits first (RuntimeError) or ``timeout`` passes (TimeoutError). ``ready``
-    may raise any of :data:`NOT_YET` while the process is starting."""
+    may raise any of ``not_yet`` while the process is starting."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -68,7 +69,7 @@ def wait_ready(
         try:
             if ready():
                 return
-        except NOT_YET:
+        except not_yet:
             pass
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready in {timeout}s:\n{log_tail()}")

@@ -682,6 +682,7 @@ class LiveView {
     const time = u.posToVal(left, 'x');
     const perPixel = (this.x1 - this.x0) / Math.max(1, u.bbox.width / uPlot.pxRatio);
     const unit = this.model.get('units')[this.model.get('fields')[field]] ?? '';
+    const bucket = this.plots.find(panel => panel.field === field)?.bucket ?? 0;
     const rows: { name: string; value: number; color: string }[] = [];
     this.shownIndexes.forEach((series, i) => {
       const name = this.shownNames[i];
@@ -690,7 +691,6 @@ class LiveView {
         return;
       }
       // As far as the line is drawn: half the silence that would break it, either way.
-      const bucket = this.plots.find(panel => panel.field === field)?.bucket ?? 0;
       const reach = silenceAfter(line, bucket, this.data.store.bucketWidth) / 2;
       const tolerance = Math.max(4 * perPixel, reach);
       const at = line.nearest(time, Number.isFinite(tolerance) ? tolerance : 4 * perPixel);

@@ -18,6 +18,7 @@ Screenshots of each step go to ``build/screenshots/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import threading
@@ -324,9 +325,8 @@ def _walk(page: Page, server: LiveServer, plant: Plant, frontend: str, name: str
     for across in (0.6, 0.75, 0.45, 0.9, 0.3):
         page.mouse.move(box["x"] + box["width"] * across, box["y"] + box["height"] / 2)
         tooltip.wait_for(state="visible")
-        until = time.monotonic() + 1
-        while "pump0" not in tooltip.inner_text() and time.monotonic() < until:
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: "pump0" in tooltip.inner_text(), timeout=1, what="a reading")
         seen.append(tooltip.inner_text())
         if "pump0" in seen[-1]:
             break

@@ -48,7 +48,7 @@ from jupyter_iotcable.hubservice.scopes import (
     server_token_scopes,
 )
 from tests.brokers import Mosquitto, free_port
-from tests.servers import wait_ready
+from tests.servers import NOT_YET, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)
@@ -431,6 +431,8 @@ class TestHub:
             what="jupyterhub and its iotcable service",
             log_tail=self.log_tail,
             interval=0.25,
+            # and an answer that is not JSON yet, while the hub routes to the service
+            not_yet=(*NOT_YET, ValueError),
         )
 
     def stop(self) -> None:
